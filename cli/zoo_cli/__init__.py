@@ -1,0 +1,1 @@
+"""The ``zoo`` command line: thin click wrappers over the ``zoo`` library."""

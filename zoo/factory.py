@@ -1,0 +1,102 @@
+"""``create_model``: a name (``arch[.tag]``, ``local-dir:PATH`` or ``hf-hub:ORG/REPO[@REV]``) → a ready model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo import hub, registry
+from zoo._util import import_object
+from zoo.errors import WeightsError, ZooError
+from zoo.protocol import ZooModel
+
+
+def build_model(arch: str, model_args: Mapping[str, Any] | None = None, *, seed: int = 0) -> ZooModel:
+    """Construct an architecture with randomly initialised weights (seeded; global RNG state untouched)."""
+    entry = registry.models.get(arch)
+    args = {**entry.spec.default_args, **(model_args or {})}
+    factory = import_object(entry.spec.factory)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            model = factory(**args)
+        except TypeError as exc:
+            raise ZooError(f"cannot build {entry.spec.arch!r} with arguments {sorted(args)}: {exc}") from None
+    if not isinstance(model, ZooModel):
+        raise ZooError(f"factory of {entry.spec.arch!r} returned {type(model).__name__}, not a zoo.ZooModel")
+    model.arch = entry.spec.arch
+    model.zoo_name = entry.spec.arch
+    model.model_args = args
+    return model
+
+
+def load_pretrained(folder: str | os.PathLike[str], *, source: str | None = None, device: str | torch.device = "cpu",
+                    sha256: Mapping[str, str] | None = None, **overrides: Any) -> ZooModel:
+    """Build the architecture named in ``folder/config.json`` and strictly load its weights."""
+    folder = Path(folder)
+    source = source or f"local-dir:{folder}"
+    config = hub.read_config(folder)
+    arch = config["architecture"]
+    if arch not in registry.models.entries:
+        raise WeightsError(f"{source} is a {arch!r} model, but no installed plugin registers {arch!r}; "
+                           f"install the plugin that provides it (see `zoo plugins`)")
+    model = build_model(arch, {**config.get("model_args", {}), **overrides})
+    hub.load_into(model, hub.load_state_dicts(folder, config, sha256), source)
+    model.weights_source = source
+    model.weights_config = config
+    return model.to(device).eval()
+
+
+def weights_folder(name: str, *, cache_dir: str | os.PathLike[str] | None = None, offline: bool = False
+                   ) -> tuple[Path, str, Mapping[str, str]]:
+    """Where the weights of ``name`` live on disk: (folder, source description, expected sha256 per file)."""
+    if name.startswith("local-dir:"):
+        return Path(name[len("local-dir:"):]).expanduser(), name, {}
+    if name.startswith("hf-hub:"):
+        repo, rev = hub.parse_hf_ref(name[len("hf-hub:"):])
+        return hub.hub_download(repo, rev, cache_dir=cache_dir, offline=offline), name, {}
+    resolved = registry.resolve_model(name)
+    w = resolved.weights
+    if w is None or not w.available:
+        raise WeightsError(f"{resolved.name} has no weights yet; train some with `zoo train {resolved.spec.arch}` "
+                           f"or build it untrained with pretrained=False")
+    if w.embedded:
+        return hub.embedded_folder(w.embedded), f"embedded:{w.embedded}", w.sha256
+    return (hub.hub_download(w.hf_repo, w.hf_revision, cache_dir=cache_dir, offline=offline),
+            f"hf-hub:{w.hf_repo}@{w.hf_revision}", w.sha256)
+
+
+def create_model(name: str, *, pretrained: bool = True, device: str | torch.device = "cpu",
+                 cache_dir: str | os.PathLike[str] | None = None, offline: bool | None = None, seed: int = 0,
+                 **overrides: Any) -> ZooModel:
+    """Build a model by name and load its weights, in eval mode on ``device``.
+
+    >>> vae = zoo.create_model("vae")                    # default weights of an architecture
+    >>> svae = zoo.create_model("svae")                  # aliases work
+    >>> m = zoo.create_model("local-dir:runs/vae/final")
+    >>> m = zoo.create_model("hf-hub:zoo-models/vae.dsprites@<40-hex sha>")
+    >>> untrained = zoo.create_model("betavae", pretrained=False, latent_dim=6)
+    """
+    offline = offline if offline is not None else os.environ.get("ZOO_OFFLINE", "") not in ("", "0")
+    if not pretrained:
+        if ":" in name:
+            raise ZooError(f"pretrained=False needs an architecture name, not a weights source ({name!r})")
+        resolved = registry.resolve_model(name)
+        model = build_model(resolved.spec.arch, overrides, seed=seed)
+        return model.to(device).eval()
+    folder, source, sha = weights_folder(name, cache_dir=cache_dir, offline=offline)
+    model = load_pretrained(folder, source=source, device=device, sha256=sha, **overrides)
+    if ":" not in name:
+        model.zoo_name = registry.resolve_model(name).name
+    elif model.weights_config and model.weights_config.get("tag"):
+        model.zoo_name = f"{model.arch}.{model.weights_config['tag']}"
+    return model
+
+
+def pull(name: str, *, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
+    """Fill the Hub cache with the weights of ``name`` (or tell that they ship inside the package)."""
+    return weights_folder(name, cache_dir=cache_dir, offline=False)[:2]

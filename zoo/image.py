@@ -1,0 +1,81 @@
+"""Image-space utilities: adapting images between models, and PNG grids for people to look at."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from zoo.spec import ImageSpec
+
+
+def adapt(x: Tensor, target: ImageSpec) -> Tensor:
+    """Bring [0, 1] NCHW images to ``target``'s channels and size.
+
+    Channels: grey → RGB repeats, RGB → grey takes the ITU-R 601 luma. Size: centre-crop to the target's aspect
+    ratio, then area-downsample (or bilinear-upsample), so no model sees aliasing another model did not train on.
+    """
+    if x.shape[1] != target.channels:
+        if target.channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        else:
+            x = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    h, w = x.shape[-2:]
+    th, tw = target.size
+    if (h, w) == (th, tw):
+        return x.contiguous()
+    if h * tw != w * th:  # centre-crop to the target aspect ratio
+        ch, cw = (h, h * tw // th) if w * th > h * tw else (w * th // tw, w)
+        top, left = (h - ch) // 2, (w - cw) // 2
+        x = x[..., top:top + ch, left:left + cw]
+        h, w = ch, cw
+    mode = "area" if th <= h else "bilinear"
+    kwargs = {} if mode == "area" else {"align_corners": False}
+    return F.interpolate(x, size=(th, tw), mode=mode, **kwargs).clamp(0, 1)
+
+
+def make_grid(images: Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> Tensor:
+    """NCHW in [0, 1] → one CHW image with ``nrow`` images per row."""
+    n, c, h, w = images.shape
+    ncol = min(nrow, n)
+    nrows = (n + ncol - 1) // ncol
+    grid = torch.full((c, nrows * (h + padding) + padding, ncol * (w + padding) + padding), pad_value)
+    for i, img in enumerate(images.detach().float().cpu()):
+        r, col = divmod(i, ncol)
+        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        grid[:, top:top + h, left:left + w] = img
+    return grid
+
+
+def save_image(image: Tensor, path: str | os.PathLike[str], scale: int = 1) -> Path:
+    """Write a CHW (or HW) [0, 1] tensor as a PNG, optionally upscaled by an integer factor (nearest)."""
+    from PIL import Image
+
+    img = image.detach().float().cpu().clamp(0, 1)
+    if img.dim() == 3 and img.shape[0] == 1:
+        img = img[0]
+    if scale > 1:
+        img = img.repeat_interleave(scale, -1).repeat_interleave(scale, -2)
+    arr = (img * 255 + 0.5).to(torch.uint8)
+    arr = arr.permute(1, 2, 0) if arr.dim() == 3 else arr
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr.numpy()).save(path)
+    return path
+
+
+def save_grid(images: Tensor, path: str | os.PathLike[str], nrow: int = 8, scale: int = 1) -> Path:
+    return save_image(make_grid(images, nrow=nrow), path, scale=scale)
+
+
+def save_rows(rows: Sequence[Tensor], path: str | os.PathLike[str], scale: int = 1) -> Path:
+    """Rows of equally many images (e.g. original / reconstruction) → one PNG, one row each.
+
+    Rows with different channel counts or sizes are adapted to the first row's."""
+    spec = ImageSpec(channels=max(r.shape[1] for r in rows), size=tuple(rows[0].shape[-2:]))
+    rows = [adapt(r.detach().float().cpu(), spec) for r in rows]
+    return save_grid(torch.cat(rows), path, nrow=rows[0].shape[0], scale=scale)
