@@ -165,6 +165,7 @@ class _Distributed:
 
     def close(self) -> None:
         if self.active:
+            self.dist.barrier()  # let rank 0 finish writing before any rank tears the group down
             self.dist.destroy_process_group()
 
 
