@@ -73,7 +73,7 @@ def _fill_data_args(arch: str, model_args: Mapping[str, Any], data: str, dataset
     """Pass the dataset's image format to factories that take ``channels`` / ``image_size`` / ``dataset``."""
     args = dict(model_args)
     entry = registry.models.get(arch)
-    params = inspect.signature(import_object(entry.spec.factory)).parameters
+    params = inspect.signature(import_object(entry.spec.factory)).parameters  # a class: its __init__
     known = {"dataset": data, "channels": dataset.image_spec.channels, "image_size": dataset.image_spec.size[0]}
     for k, v in known.items():
         if k in params and k not in args and k not in entry.spec.default_args:

@@ -1,0 +1,79 @@
+"""FactorVAE (Kim & Mnih 2018, "Disentangling by Factorising").
+
+VAE loss + γ·TC, where the total correlation TC(z) = KL(q(z) ‖ Π_j q(z_j)) is estimated by a discriminator D that
+tells codes q(z) from codes whose dimensions were permuted independently across the batch (samples of Π_j q(z_j)):
+TC ≈ E[logit D(z) − logit D(z_perm)]. The discriminator is trained on *detached* codes in its own step, after the VAE
+step, so no graph is reused and no gradient leaks into the encoder (the in-place autograd error of older ports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from zoo_vae.nets import ConvVAEBase, bernoulli_nll, kl_normal
+
+
+def permute_dims(z: Tensor) -> Tensor:
+    """Shuffle each latent dimension independently across the batch (global RNG, seeded per step by the engine)."""
+    n = z.shape[0]
+    return torch.stack([z[torch.randperm(n, device=z.device), j] for j in range(z.shape[1])], dim=1)
+
+
+class Discriminator(nn.Module):
+    """MLP with LeakyReLU(0.2) and two logits (dlib: 6 × 1000 units; smaller widths for CPU-sized models)."""
+
+    def __init__(self, latent_dim: int, width: int = 1000, depth: int = 6):
+        super().__init__()
+        layers, d = [], latent_dim
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), nn.LeakyReLU(0.2)]
+            d = width
+        self.net = nn.Sequential(*layers, nn.Linear(d, 2))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
+class FactorVAE(ConvVAEBase):
+    def __init__(self, latent_dim: int = 10, channels: int = 1, image_size: int = 64,
+                 widths: Sequence[int] = (32, 32, 64, 64), hidden: int = 256, dataset: str | None = "dsprites",
+                 gamma: float = 10.0, disc_width: int = 1000, disc_depth: int = 6, lr: float = 1e-4,
+                 disc_lr: float = 1e-4):
+        super().__init__(latent_dim, channels, image_size, widths, hidden, dataset)
+        self.gamma, self.lr, self.disc_lr = float(gamma), lr, disc_lr
+        self.discriminator = Discriminator(latent_dim, disc_width, disc_depth)
+
+    def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
+        dist, z, logits = self.forward_terms(x)
+        rec, kl = bernoulli_nll(logits, x).mean(), kl_normal(dist).mean()
+        d_z = self.discriminator(z)
+        tc = (d_z[:, 0] - d_z[:, 1]).mean()  # logit of "real" minus logit of "permuted"
+        with torch.no_grad():
+            zd = z.detach()
+            p_real = torch.softmax(self.discriminator(zd), 1)[:, 0].mean()
+            p_perm = torch.softmax(self.discriminator(permute_dims(zd)), 1)[:, 0].mean()
+        return {"loss": rec + kl + self.gamma * tc, "rec": rec, "kl": kl, "tc": tc, "d_real": p_real,
+                "d_perm": p_perm, "z": z}
+
+    def discriminator_loss(self, z: Tensor) -> Tensor:
+        z = z.detach()
+        target_real = torch.zeros(len(z), dtype=torch.long, device=z.device)
+        ce = nn.functional.cross_entropy
+        return 0.5 * (ce(self.discriminator(z), target_real) + ce(self.discriminator(permute_dims(z)),
+                                                                   target_real + 1))
+
+    def configure_optimizers(self, lr: float | None = None) -> dict[str, torch.optim.Optimizer]:
+        vae_params = [*self.encoder.parameters(), *self.decoder.parameters()]
+        return {"vae": torch.optim.Adam(vae_params, lr=lr or self.lr, betas=(0.9, 0.999)),
+                "disc": torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=(0.5, 0.9))}
+
+    def train_step(self, x: Tensor, step: int, update) -> dict[str, float]:
+        terms = self.loss_terms(x)
+        update("vae", terms["loss"])
+        d_loss = self.discriminator_loss(terms.pop("z"))
+        update("disc", d_loss)
+        return {**{k: float(v.detach()) for k, v in terms.items()}, "d_loss": float(d_loss.detach())}
+
