@@ -1,0 +1,114 @@
+"""Vanilla GAN and its recoder, after the seed paper's appendix (Asperti & Tonelli 2022, "Comparing the latent space
+of generative models"; code: asperti/We_love_latent_space, lib/GAN.py).
+
+Generator: Dense → 8×8×c0, three transposed convs (k4, s2) with LeakyReLU(0.2) whose widths *grow* towards the output
+as in the seed code, then Conv k5 + sigmoid. Discriminator and recoder: strided conv trunks (k4, s2, LeakyReLU 0.2),
+Dropout(0.2), and Dense(1) (a logit) or Dense(latent) (linear). Widths are arguments; the seed uses (128, 256, 512),
+the shipped CPU model smaller ones (see its config).
+
+The recoder makes the GAN an encoder: it is trained on freshly generated samples to predict their latent (MSE in
+latent space) while the generator is frozen for that loss, in the same ``train_step``.
+Deviations (documented for honesty): standard labels (real = 1) instead of the seed's reversed labels, no label noise,
+Adam(2e-4, β=(0.5, 0.999)) — DCGAN's settings, which converge faster in short CPU runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+import zoo
+
+
+def conv_trunk(channels: int, widths: Sequence[int], image_size: int) -> tuple[nn.Sequential, int]:
+    layers, c = [], channels
+    for w in widths:
+        layers += [nn.Conv2d(c, w, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        c = w
+    side = image_size // 2 ** len(widths)
+    return nn.Sequential(*layers, nn.Flatten(), nn.Dropout(0.2)), c * side * side
+
+
+class Generator(nn.Module):
+    def __init__(self, latent_dim: int, channels: int, widths: Sequence[int], image_size: int, seed_channels: int):
+        super().__init__()
+        self.side = image_size // 2 ** len(widths)
+        self.seed_channels = seed_channels
+        self.fc = nn.Sequential(nn.Linear(latent_dim, seed_channels * self.side ** 2), nn.ReLU())
+        layers, c = [], seed_channels
+        for w in widths:
+            layers += [nn.ConvTranspose2d(c, w, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            c = w
+        self.net = nn.Sequential(*layers, nn.Conv2d(c, channels, 5, padding=2))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.sigmoid(self.net(self.fc(z).view(-1, self.seed_channels, self.side, self.side)))
+
+
+class Critic(nn.Module):
+    """A conv trunk and a linear head: the discriminator (1 logit) or the recoder (latent_dim outputs)."""
+
+    def __init__(self, channels: int, widths: Sequence[int], image_size: int, out_dim: int):
+        super().__init__()
+        self.trunk, features = conv_trunk(channels, widths, image_size)
+        self.head = nn.Linear(features, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.trunk(x))
+
+
+class GAN(zoo.ZooModel):
+    components = ("generator", "discriminator", "recoder")
+
+    def __init__(self, latent_dim: int = 64, channels: int = 3, image_size: int = 64,
+                 gen_widths: Sequence[int] = (128, 256, 512), disc_widths: Sequence[int] = (128, 256, 512),
+                 recoder_widths: Sequence[int] = (128, 256, 512), seed_channels: int = 16,
+                 dataset: str | None = "faces64", lr: float = 2e-4, recoder_lr: float = 1e-3):
+        super().__init__()
+        self.image_spec = zoo.ImageSpec(channels, (image_size, image_size), dataset=dataset)
+        self.latent_spec = zoo.LatentSpec((latent_dim,), space="z", prior="normal", interpolation="slerp")
+        self.generator = Generator(latent_dim, channels, gen_widths, image_size, seed_channels)
+        self.discriminator = Critic(channels, disc_widths, image_size, 1)
+        self.recoder = Critic(channels, recoder_widths, image_size, latent_dim)
+        self.lr, self.recoder_lr = lr, recoder_lr
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.generator(z)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.recoder(x)
+
+    def configure_optimizers(self, lr: float | None = None) -> dict[str, torch.optim.Optimizer]:
+        lr = lr or self.lr
+        return {"disc": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=(0.5, 0.999)),
+                "gen": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=(0.5, 0.999)),
+                "recoder": torch.optim.Adam(self.recoder.parameters(), lr=self.recoder_lr)}
+
+    def train_step(self, x: Tensor, step: int, update) -> dict[str, float]:
+        bce = nn.functional.binary_cross_entropy_with_logits
+        n = x.shape[0]
+        ones, zeros = torch.ones(n, 1, device=x.device), torch.zeros(n, 1, device=x.device)
+        fake = self.generator(torch.randn(n, *self.latent_spec.shape, device=x.device))
+        d_loss = bce(self.discriminator(x), ones) + bce(self.discriminator(fake.detach()), zeros)
+        update("disc", d_loss)
+        g_loss = bce(self.discriminator(fake), ones)
+        update("gen", g_loss)
+        with torch.no_grad():  # the recoder learns to invert the current generator on fresh samples
+            z = torch.randn(n, *self.latent_spec.shape, device=x.device)
+            xz = self.generator(z)
+        r_loss = (self.recoder(xz) - z).pow(2).mean()
+        update("recoder", r_loss)
+        return {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()), "recoder_mse": float(r_loss.detach())}
+
+
+@torch.no_grad()
+def recoder_imse(model: GAN, n: int = 1000, seed: int = 0, batch_size: int = 250) -> float:
+    """I-MSE: mean squared latent error of the recoder on fresh generated samples."""
+    g = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for lo in range(0, n, batch_size):
+        z = model.sample_latent(min(batch_size, n - lo), generator=g)
+        total += (model.encode(model.decode(z)) - z).pow(2).mean(1).sum().item()
+    return total / n
