@@ -35,6 +35,7 @@ import zoo
 from zoo import registry
 from zoo._util import atomic_folder, import_object
 from zoo.errors import TrainingError, ZooError
+from zoo.image import adapt
 from zoo.progress import err_console, progress_bar
 from zoo.protocol import ZooModel
 
@@ -194,9 +195,10 @@ def train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed
     model = zoo.build_model(arch, cfg.model_args, seed=seed).to(dev).train()
     if not model.has("train"):
         raise ZooError(f"{arch} has no training step; it cannot be trained with `zoo train`")
-    if (model.image_spec.channels, model.image_spec.size) != (dataset.image_spec.channels, dataset.image_spec.size):
-        raise ZooError(f"{arch} is built for {model.image_spec.channels}x{model.image_spec.size} images but {data} has "
-                       f"{dataset.image_spec.channels}x{dataset.image_spec.size}; pass matching --arg values")
+    if model.image_spec.channels != dataset.image_spec.channels:
+        raise ZooError(f"{arch} is built for {model.image_spec.channels}-channel images but {data} has "
+                       f"{dataset.image_spec.channels}; pass --arg channels={dataset.image_spec.channels}")
+    resize = model.image_spec.size != dataset.image_spec.size  # e.g. a 32x32 StyleGAN on 64x64 faces
     opts = model.configure_optimizers(lr)
     start, history, elapsed = 0, [], 0.0
     ckpt = out / CHECKPOINT
@@ -238,6 +240,8 @@ def train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed
         for step in range(start, end):
             torch.manual_seed(_step_seed(seed, step, world.rank))
             x = _batch(dataset, batch_size, _step_seed(seed + 1, step, world.rank)).to(dev)
+            if resize:
+                x = adapt(x, model.image_spec)
             try:
                 logs = model.train_step(x, step, update)
             except _NonFinite as exc:

@@ -1,0 +1,274 @@
+"""A StyleGAN2 generator whose zoo latent space is W (Karras et al. 2020, "Analyzing and Improving the Image Quality
+of StyleGAN"), small enough to train on a CPU, with NVlabs' parameter names (``mapping.fc0.weight``,
+``synthesis.b8.conv0.affine.weight``, ...) so official checkpoints convert key for key (see ``convert.py``).
+
+- Mapping Z → W: pixel norm, ``map_layers`` equalised-lr FC layers with lr multiplier 0.01 and lrelu·√2; ``w_avg``
+  tracked during training (β = 0.995) for truncation.
+- Synthesis: a learned 4×4 constant, per block an up-sampling modulated/demodulated 3×3 conv and a plain one, each
+  with per-pixel noise (a fixed ``noise_const`` buffer when decoding, so decoding is deterministic), bias and lrelu·√2;
+  ToRGB 1×1 modulated convs (no demodulation) summed through FIR-[1,3,3,1]-up-sampled skips.
+- W recoder: a conv encoder trained on generated samples to predict w (``encode``); ``zoo_stylegan.invert.refine``
+  optimises w further for a pixel loss.
+- Discriminator (training only): conv blocks with average-pool down-sampling and a minibatch-stddev feature.
+Training: non-saturating logistic loss, lazy R1 every 16 steps, Adam(β = (0, 0.99)); no path-length regulariser,
+no style mixing and no G EMA (as NVlabs' small ``cifar`` config, except the EMA, which we leave out for simplicity).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import zoo
+
+SQRT2 = math.sqrt(2.0)
+
+
+def lrelu(x: Tensor) -> Tensor:
+    return F.leaky_relu(x, 0.2) * SQRT2
+
+
+class FullyConnected(nn.Module):
+    """Equalised learning rate: weights stored as N(0, 1)/lr_mul, scaled by lr_mul/√fan_in at run time."""
+
+    def __init__(self, cin: int, cout: int, lr_mul: float = 1.0, bias_init: float = 0.0, act: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin) / lr_mul)
+        self.bias = nn.Parameter(torch.full((cout,), float(bias_init)))
+        self.weight_gain, self.bias_gain, self.act = lr_mul / math.sqrt(cin), lr_mul, act
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.linear(x, self.weight * self.weight_gain, self.bias * self.bias_gain)
+        return lrelu(x) if self.act else x
+
+
+class Mapping(nn.Module):
+    def __init__(self, z_dim: int, w_dim: int, num_layers: int, lr_mul: float = 0.01):
+        super().__init__()
+        self.num_layers = num_layers
+        for i in range(num_layers):
+            setattr(self, f"fc{i}", FullyConnected(z_dim if i == 0 else w_dim, w_dim, lr_mul, act=True))
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def forward(self, z: Tensor, track: bool = False) -> Tensor:
+        x = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        if track:
+            self.w_avg.copy_(x.detach().mean(0).lerp(self.w_avg, 0.995))
+        return x
+
+
+def fir_filter() -> Tensor:
+    f = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    f = f[:, None] * f[None, :]
+    return f / f.sum()
+
+
+def upsample2d(x: Tensor, f: Tensor) -> Tensor:
+    """Zero-insertion ×2 then the FIR low-pass (gain 4), as one depthwise transposed conv."""
+    c = x.shape[1]
+    return F.conv_transpose2d(x, (f * 4).expand(c, 1, 4, 4), stride=2, padding=1, groups=c)
+
+
+class SynthesisLayer(nn.Module):
+    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, up: bool):
+        super().__init__()
+        self.affine = FullyConnected(w_dim, cin, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(cout, cin, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.noise_strength = nn.Parameter(torch.zeros(()))
+        self.register_buffer("resample_filter", fir_filter())
+        self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        self.up, self.resolution = up, resolution
+
+    def forward(self, x: Tensor, w: Tensor, noise_mode: str) -> Tensor:
+        styles = self.affine(w)  # (B, C_in)
+        # non-fused modulation (NVlabs' training path; cheaper on CPU than a grouped conv)
+        x = x * styles[:, :, None, None]
+        if self.up:
+            x = upsample2d(x, self.resample_filter)
+        x = F.conv2d(x, self.weight, padding=1)
+        demod = ((self.weight[None] * styles[:, None, :, None, None]).square().sum(dim=(2, 3, 4)) + 1e-8).rsqrt()
+        x = x * demod[:, :, None, None]
+        if noise_mode == "random":
+            x = x + torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device) * self.noise_strength
+        elif noise_mode == "const":
+            x = x + self.noise_const * self.noise_strength
+        return lrelu(x + self.bias[None, :, None, None])
+
+
+class ToRGB(nn.Module):
+    def __init__(self, cin: int, channels: int, w_dim: int):
+        super().__init__()
+        self.affine = FullyConnected(w_dim, cin, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(channels, cin, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.weight_gain = 1.0 / math.sqrt(cin)
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        styles = self.affine(w) * self.weight_gain
+        return F.conv2d(x * styles[:, :, None, None], self.weight) + self.bias[None, :, None, None]
+
+
+class SynthesisBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, channels: int):
+        super().__init__()
+        self.resolution = resolution
+        if resolution == 4:
+            self.const = nn.Parameter(torch.randn(cout, 4, 4))
+        else:
+            self.conv0 = SynthesisLayer(cin, cout, w_dim, resolution, up=True)
+        self.conv1 = SynthesisLayer(cout, cout, w_dim, resolution, up=False)
+        self.torgb = ToRGB(cout, channels, w_dim)
+        self.register_buffer("resample_filter", fir_filter())
+        self.num_ws = 2 if resolution == 4 else 3  # the torgb shares its w with the next block's first conv
+
+    def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor, noise_mode: str) -> tuple[Tensor, Tensor]:
+        if self.resolution == 4:
+            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+            x = self.conv1(x, ws[:, 0], noise_mode)
+            rgb_w = ws[:, 1]
+        else:
+            x = self.conv0(x, ws[:, 0], noise_mode)
+            x = self.conv1(x, ws[:, 1], noise_mode)
+            rgb_w = ws[:, 2]
+        y = self.torgb(x, rgb_w)
+        img = y if img is None else upsample2d(img, self.resample_filter) + y
+        return x, img
+
+
+class Synthesis(nn.Module):
+    def __init__(self, w_dim: int, resolution: int, channels: int, widths: dict[int, int]):
+        super().__init__()
+        self.resolutions = [2 ** i for i in range(2, int(math.log2(resolution)) + 1)]
+        self.num_ws = 2 * len(self.resolutions)
+        for r in self.resolutions:
+            setattr(self, f"b{r}", SynthesisBlock(widths.get(r // 2, 0), widths[r], w_dim, r, channels))
+
+    def forward(self, ws: Tensor, noise_mode: str = "const") -> Tensor:
+        x = img = None
+        w_idx = 0
+        for r in self.resolutions:
+            block = getattr(self, f"b{r}")
+            x, img = block(x, img, ws[:, w_idx:w_idx + block.num_ws], noise_mode)
+            w_idx += block.num_ws - 1
+        return img
+
+
+class Discriminator(nn.Module):
+    def __init__(self, channels: int, resolution: int, widths: dict[int, int]):
+        super().__init__()
+        res = [2 ** i for i in range(int(math.log2(resolution)), 2, -1)]
+        self.fromrgb = nn.Conv2d(channels, widths[resolution], 1)
+        blocks = []
+        for r in res:
+            cin, cout = widths[r], widths[r // 2]
+            blocks += [nn.Conv2d(cin, cin, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(cin, cout, 3, padding=1),
+                       nn.LeakyReLU(0.2), nn.AvgPool2d(2)]
+        self.blocks = nn.Sequential(*blocks)
+        c4 = widths[4]
+        self.out = nn.Sequential(nn.Conv2d(c4 + 1, c4, 3, padding=1), nn.LeakyReLU(0.2), nn.Flatten(),
+                                 nn.Linear(c4 * 16, c4), nn.LeakyReLU(0.2), nn.Linear(c4, 1))
+
+    def forward(self, img: Tensor) -> Tensor:
+        x = self.blocks(F.leaky_relu(self.fromrgb(img * 2 - 1), 0.2))
+        std = (x.var(dim=0, unbiased=False) + 1e-8).sqrt().mean().expand(x.shape[0], 1, 4, 4)  # minibatch stddev
+        return self.out(torch.cat([x, std], dim=1))
+
+
+class Recoder(nn.Module):
+    """Image → w: strided convs, then two dense layers."""
+
+    def __init__(self, channels: int, resolution: int, w_dim: int, width: int):
+        super().__init__()
+        layers, c, r = [], channels, resolution
+        while r > 4:
+            layers += [nn.Conv2d(c, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            c, r = width, r // 2
+        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * 16, 4 * w_dim), nn.LeakyReLU(0.2),
+                                 nn.Linear(4 * w_dim, w_dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x * 2 - 1)
+
+
+class Generator(nn.Module):
+    def __init__(self, z_dim: int, w_dim: int, resolution: int, channels: int, map_layers: int,
+                 widths: dict[int, int]):
+        super().__init__()
+        self.mapping = Mapping(z_dim, w_dim, map_layers)
+        self.synthesis = Synthesis(w_dim, resolution, channels, widths)
+
+
+class StyleGAN(zoo.ZooModel):
+    components = ("generator", "discriminator", "recoder")
+
+    def __init__(self, z_dim: int = 128, w_dim: int = 128, resolution: int = 32, channels: int = 3,
+                 map_layers: int = 2, channel_base: int = 2048, channel_max: int = 128, recoder_width: int = 64,
+                 r1_gamma: float = 0.05, lr: float = 0.0025, recoder_lr: float = 1e-3,
+                 dataset: str | None = "faces64"):
+        super().__init__()
+        widths = {r: min(channel_base // r, channel_max) for r in (2 ** i for i in range(2, int(math.log2(resolution)) + 1))}
+        self.image_spec = zoo.ImageSpec(channels, (resolution, resolution), dataset=dataset, native_range=(-1.0, 1.0))
+        self.latent_spec = zoo.LatentSpec((w_dim,), space="w", prior=None, interpolation="lerp")
+        self.prior_spec = zoo.LatentSpec((z_dim,), space="z", prior="normal", interpolation="slerp")
+        self.generator = Generator(z_dim, w_dim, resolution, channels, map_layers, widths)
+        self.discriminator = Discriminator(channels, resolution, widths)
+        self.recoder = Recoder(channels, resolution, w_dim, recoder_width)
+        self.r1_gamma, self.lr, self.recoder_lr = r1_gamma, lr, recoder_lr
+
+    # --- zoo protocol: W is the latent space, Z the prior space ----------------------------------------------
+    def map_prior(self, z: Tensor) -> Tensor:
+        return self.generator.mapping(z)
+
+    def sample_latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        return self.map_prior(self.sample_prior(n, generator=generator))
+
+    def truncate(self, w: Tensor, psi: float = 0.7) -> Tensor:
+        return self.generator.mapping.w_avg.lerp(w, psi)
+
+    def decode(self, w: Tensor, noise_mode: str = "const") -> Tensor:
+        ws = w.unsqueeze(1).expand(-1, self.generator.synthesis.num_ws, -1)
+        return ((self.generator.synthesis(ws, noise_mode) + 1) / 2).clamp(0, 1)  # synthesis speaks [-1, 1]
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.recoder(x)
+
+    # --- training ------------------------------------------------------------------------------------------
+    def configure_optimizers(self, lr: float | None = None) -> dict[str, torch.optim.Optimizer]:
+        lr = lr or self.lr
+        c = 16 / 17  # lazy R1 every 16 steps: NVlabs' correction of lr and betas
+        return {"gen": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=(0.0, 0.99)),
+                "disc": torch.optim.Adam(self.discriminator.parameters(), lr=lr * c, betas=(0.0, 0.99 ** c)),
+                "recoder": torch.optim.Adam(self.recoder.parameters(), lr=self.recoder_lr)}
+
+    def _fake(self, n: int, device: torch.device, track: bool = False) -> tuple[Tensor, Tensor]:
+        w = self.generator.mapping(torch.randn(n, *self.prior_spec.shape, device=device), track=track)
+        ws = w.unsqueeze(1).expand(-1, self.generator.synthesis.num_ws, -1)
+        return w, (self.generator.synthesis(ws, "random") + 1) / 2
+
+    def train_step(self, x: Tensor, step: int, update) -> dict[str, float]:
+        n = x.shape[0]
+        _, fake = self._fake(n, x.device, track=True)
+        g_loss = F.softplus(-self.discriminator(fake)).mean()
+        update("gen", g_loss)
+        d_loss = F.softplus(self.discriminator(fake.detach())).mean() + F.softplus(-self.discriminator(x)).mean()
+        logs = {"g_loss": float(g_loss.detach()), "d_loss": float(d_loss.detach())}
+        if step % 16 == 0 and self.r1_gamma > 0:
+            real = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.discriminator(real).sum(), real, create_graph=True)
+            r1 = grad.square().sum(dim=(1, 2, 3)).mean()
+            d_loss = d_loss + r1 * (self.r1_gamma / 2) * 16
+            logs["r1"] = float(r1.detach())
+        update("disc", d_loss)
+        with torch.no_grad():  # the W recoder learns to invert the current generator (const noise, as decode)
+            w = self.generator.mapping(torch.randn(n, *self.prior_spec.shape, device=x.device))
+            xw = self.decode(w)
+        r_loss = (self.recoder(xw) - w).square().mean()
+        update("recoder", r_loss)
+        logs["recoder_mse"] = float(r_loss.detach())
+        return logs
