@@ -4,12 +4,16 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 import zoo.plugins
 from zoo.testing import make_fake_dist
 
 TOY = Path(__file__).parent / "toy"
 os.environ.setdefault("ZOO_NO_PROGRESS", "1")
+# One intra-op thread: the tests' models are tiny, and a second thread competing with any other process for two cores
+# slows torch down by orders of magnitude (spin-waiting).
+torch.set_num_threads(int(os.environ.get("ZOO_TEST_THREADS", "1")))
 
 
 @pytest.fixture(autouse=True)

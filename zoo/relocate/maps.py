@@ -1,0 +1,170 @@
+"""Maps between latent spaces, fitted on corresponding codes (X: source, Y: target; rows are samples).
+
+- ``linear``: Y ≈ X·A without bias, closed-form least squares — the seed paper's model. Its code fits the same model
+  with 2000 full-batch Adam steps and small weight/activity L2 terms, i.e. an approximate ridge solution.
+- ``ridge``: the same with an L2 penalty λ chosen by leave-one-out error, in closed form through one SVD.
+- ``affine``: Y ≈ X·A + b.
+- ``procrustes``: standardise both sides, then the best orthogonal (semi-orthogonal if the dimensions differ) A
+  (Maiorca et al. 2023, "Latent space translation via semantic alignment").
+- ``mlp``: the linear solution plus a residual MLP whose last layer starts at zero, trained on the fit set and kept
+  only where it improves the fit (so it never does worse than its linear start).
+Solves run in float64.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from zoo._util import atomic_folder
+from zoo.errors import ZooError
+
+MAPS = ("linear", "ridge", "affine", "procrustes", "mlp")
+
+
+class LatentMap(nn.Module):
+    """y = ((x − μx)/σx)·A·σy + μy + b + mlp(x) — every method is this form with some parts fixed."""
+
+    def __init__(self, d_in: int, d_out: int, hidden: int = 0):
+        super().__init__()
+        self.register_buffer("A", torch.zeros(d_in, d_out, dtype=torch.float64))
+        self.register_buffer("b", torch.zeros(d_out, dtype=torch.float64))
+        self.register_buffer("x_mean", torch.zeros(d_in, dtype=torch.float64))
+        self.register_buffer("x_scale", torch.ones((), dtype=torch.float64))
+        self.register_buffer("y_mean", torch.zeros(d_out, dtype=torch.float64))
+        self.register_buffer("y_scale", torch.ones((), dtype=torch.float64))
+        self.mlp = (nn.Sequential(nn.Linear(d_in, hidden), nn.SiLU(), nn.Linear(hidden, d_out)).double()
+                    if hidden else None)
+        self.config: dict[str, Any] = {}
+
+    def linear_part(self, x: Tensor) -> Tensor:
+        return ((x - self.x_mean) / self.x_scale) @ self.A * self.y_scale + self.y_mean + self.b
+
+    def forward(self, x: Tensor) -> Tensor:
+        dtype = x.dtype
+        x = x.double().flatten(1)
+        y = self.linear_part(x)
+        if self.mlp is not None:
+            y = y + self.mlp(x)
+        return y.to(dtype)
+
+
+def _lstsq(X: Tensor, Y: Tensor) -> Tensor:
+    return torch.linalg.lstsq(X, Y, driver="gelsd").solution
+
+
+def ridge_loo(X: Tensor, Y: Tensor, lambdas: Tensor | None = None) -> tuple[Tensor, float]:
+    """Ridge regression without bias, λ picked by the closed-form leave-one-out error.
+
+    With X = U S Vᵀ, the hat matrix is H = U diag(s²/(s²+λ)) Uᵀ and the LOO residual is (y − ŷ)/(1 − H_ii)."""
+    U, S, Vh = torch.linalg.svd(X, full_matrices=False)
+    if lambdas is None:
+        top = float(S[0] ** 2) if len(S) else 1.0
+        lambdas = top * torch.logspace(-8, 1, 46, dtype=X.dtype)
+    UtY = U.T @ Y
+    best = (float("inf"), 0.0)
+    for lam in lambdas.tolist():
+        f = S ** 2 / (S ** 2 + lam)
+        Yhat = U @ (f[:, None] * UtY)
+        h = (U ** 2) @ f
+        loo = ((Y - Yhat) / (1 - h).clamp_min(1e-12)[:, None]).pow(2).mean().item()
+        if loo < best[0]:
+            best = (loo, lam)
+    lam = best[1]
+    A = Vh.T @ ((S / (S ** 2 + lam))[:, None] * UtY)
+    return A, lam
+
+
+def fit_map(X: Tensor, Y: Tensor, method: str = "linear", *, seed: int = 0, mlp_hidden: int = 256,
+            mlp_steps: int = 500) -> LatentMap:
+    """Fit a map from source codes ``X`` (n, d_s) to target codes ``Y`` (n, d_t)."""
+    if method not in MAPS:
+        raise ZooError(f"unknown map method {method!r}; choose one of {', '.join(MAPS)}")
+    X, Y = X.double().flatten(1), Y.double().flatten(1)
+    if len(X) != len(Y):
+        raise ZooError(f"need as many source as target codes, got {len(X)} and {len(Y)}")
+    m = LatentMap(X.shape[1], Y.shape[1], mlp_hidden if method == "mlp" else 0)
+    info: dict[str, Any] = {"method": method, "n_fit": len(X)}
+    if method in ("linear", "mlp"):
+        m.A.copy_(_lstsq(X, Y))
+    elif method == "ridge":
+        A, lam = ridge_loo(X, Y)
+        m.A.copy_(A)
+        info["lambda"] = lam
+    elif method == "affine":
+        m.x_mean.copy_(X.mean(0))
+        m.y_mean.copy_(Y.mean(0))
+        m.A.copy_(_lstsq(X - m.x_mean, Y - m.y_mean))
+    elif method == "procrustes":
+        m.x_mean.copy_(X.mean(0))
+        m.y_mean.copy_(Y.mean(0))
+        Xc, Yc = X - m.x_mean, Y - m.y_mean
+        m.x_scale.copy_(Xc.norm() / len(X) ** 0.5)
+        m.y_scale.copy_(Yc.norm() / len(Y) ** 0.5)
+        U, _, Vh = torch.linalg.svd((Xc / m.x_scale).T @ (Yc / m.y_scale), full_matrices=False)
+        m.A.copy_(U @ Vh)
+    if method == "mlp":
+        info.update(_fit_residual_mlp(m, X, Y, seed=seed, steps=mlp_steps))
+    m.config = info
+    return m
+
+
+def _fit_residual_mlp(m: LatentMap, X: Tensor, Y: Tensor, *, seed: int, steps: int) -> dict[str, Any]:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for layer in m.mlp:
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
+    nn.init.zeros_(m.mlp[-1].weight)
+    nn.init.zeros_(m.mlp[-1].bias)  # starts exactly at the linear solution
+    opt = torch.optim.Adam(m.mlp.parameters(), lr=1e-3)
+
+    def loss() -> Tensor:
+        return (m(X) - Y).pow(2).mean()
+
+    with torch.no_grad():
+        start = best = loss().item()
+    best_state = {k: v.clone() for k, v in m.mlp.state_dict().items()}
+    for _ in range(steps):
+        value = loss()
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        with torch.no_grad():
+            now = loss().item()
+        if now < best:
+            best, best_state = now, {k: v.clone() for k, v in m.mlp.state_dict().items()}
+    m.mlp.load_state_dict(best_state)
+    return {"fit_mse_linear": start, "fit_mse_mlp": best}
+
+
+def save_map(m: LatentMap, folder: str | os.PathLike[str], config: dict[str, Any] | None = None) -> Path:
+    """Write ``config.json`` + ``map.safetensors`` (atomically)."""
+    from safetensors.torch import save_file
+
+    with atomic_folder(folder) as tmp:
+        save_file({k: v.contiguous() for k, v in m.state_dict().items()}, tmp / "map.safetensors")
+        cfg = {"d_in": m.A.shape[0], "d_out": m.A.shape[1],
+               "hidden": m.mlp[0].out_features if m.mlp is not None else 0, **m.config, **(config or {})}
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
+    return Path(folder)
+
+
+def load_map(folder: str | os.PathLike[str]) -> LatentMap:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+        sd = load_file(folder / "map.safetensors")
+    except (OSError, ValueError) as exc:
+        raise ZooError(f"{folder} is not a saved latent map (config.json + map.safetensors): {exc}") from None
+    m = LatentMap(cfg["d_in"], cfg["d_out"], cfg.get("hidden", 0))
+    m.load_state_dict(sd, strict=True)
+    m.config = cfg
+    return m
