@@ -9,7 +9,10 @@ the shipped CPU model smaller ones (see its config).
 The recoder makes the GAN an encoder: it is trained on freshly generated samples to predict their latent (MSE in
 latent space) while the generator is frozen for that loss, in the same ``train_step``.
 Deviations (documented for honesty): standard labels (real = 1) instead of the seed's reversed labels, no label noise,
-Adam(2e-4, β=(0.5, 0.999)) — DCGAN's settings, which converge faster in short CPU runs.
+Adam(2e-4, β=(0.5, 0.999)) — DCGAN's settings, which converge faster in short CPU runs — and a lazy R1 penalty on
+the discriminator (Mescheder et al. 2018, γ = ``r1_gamma``, every 4 steps): without it the small CPU discriminator
+wins within a few hundred steps and the generator stops learning; and BatchNorm after each transposed conv of the
+generator (DCGAN), without which the short runs collapsed to one image.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ class Generator(nn.Module):
         self.fc = nn.Sequential(nn.Linear(latent_dim, seed_channels * self.side ** 2), nn.ReLU())
         layers, c = [], seed_channels
         for w in widths:
-            layers += [nn.ConvTranspose2d(c, w, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            layers += [nn.ConvTranspose2d(c, w, 4, stride=2, padding=1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2)]
             c = w
         self.net = nn.Sequential(*layers, nn.Conv2d(c, channels, 5, padding=2))
 
@@ -65,14 +68,14 @@ class GAN(zoo.ZooModel):
     def __init__(self, latent_dim: int = 64, channels: int = 3, image_size: int = 64,
                  gen_widths: Sequence[int] = (128, 256, 512), disc_widths: Sequence[int] = (128, 256, 512),
                  recoder_widths: Sequence[int] = (128, 256, 512), seed_channels: int = 16,
-                 dataset: str | None = "faces64", lr: float = 2e-4, recoder_lr: float = 1e-3):
+                 dataset: str | None = "faces64", lr: float = 2e-4, recoder_lr: float = 1e-3, r1_gamma: float = 5.0):
         super().__init__()
         self.image_spec = zoo.ImageSpec(channels, (image_size, image_size), dataset=dataset)
         self.latent_spec = zoo.LatentSpec((latent_dim,), space="z", prior="normal", interpolation="slerp")
         self.generator = Generator(latent_dim, channels, gen_widths, image_size, seed_channels)
         self.discriminator = Critic(channels, disc_widths, image_size, 1)
         self.recoder = Critic(channels, recoder_widths, image_size, latent_dim)
-        self.lr, self.recoder_lr = lr, recoder_lr
+        self.lr, self.recoder_lr, self.r1_gamma = lr, recoder_lr, r1_gamma
 
     def decode(self, z: Tensor) -> Tensor:
         return self.generator(z)
@@ -92,6 +95,13 @@ class GAN(zoo.ZooModel):
         ones, zeros = torch.ones(n, 1, device=x.device), torch.zeros(n, 1, device=x.device)
         fake = self.generator(torch.randn(n, *self.latent_spec.shape, device=x.device))
         d_loss = bce(self.discriminator(x), ones) + bce(self.discriminator(fake.detach()), zeros)
+        logs = {"d_loss": float(d_loss.detach())}
+        if self.r1_gamma > 0 and step % 4 == 0:  # lazy R1 on real images (Mescheder et al. 2018)
+            real = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.discriminator(real).sum(), real, create_graph=True)
+            r1 = grad.square().flatten(1).sum(1).mean()
+            d_loss = d_loss + r1 * self.r1_gamma / 2 * 4
+            logs["r1"] = float(r1.detach())
         update("disc", d_loss)
         g_loss = bce(self.discriminator(fake), ones)
         update("gen", g_loss)
@@ -100,7 +110,7 @@ class GAN(zoo.ZooModel):
             xz = self.generator(z)
         r_loss = (self.recoder(xz) - z).pow(2).mean()
         update("recoder", r_loss)
-        return {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()), "recoder_mse": float(r_loss.detach())}
+        return {**logs, "g_loss": float(g_loss.detach()), "recoder_mse": float(r_loss.detach())}
 
 
 @torch.no_grad()

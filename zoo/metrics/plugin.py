@@ -1,0 +1,16 @@
+"""Registers zoo's metrics through the same hook a third-party plugin uses."""
+
+import zoo
+
+
+@zoo.hookimpl
+def zoo_register_metrics(register):
+    register(zoo.MetricSpec("mig", "zoo.metrics.mig:compute_mig",
+                            "Mutual Information Gap, disentanglement_lib's estimator (key discrete_mig)",
+                            needs=("encode",)))
+    register(zoo.MetricSpec("ppl", "zoo.metrics.ppl:perceptual_path_length",
+                            "perceptual path length (Karras et al.), pixel-space squared L2 by default",
+                            needs=("decode",)))
+    register(zoo.MetricSpec("jacobian", "zoo.metrics.jacobian:jacobian_geometry",
+                            "pullback metric JᵀJ of the decoder: spectrum, condition number, orthogonality",
+                            needs=("decode",)))
