@@ -1,0 +1,124 @@
+"""Perceptual path length (Karras et al. 2019, "A Style-Based Generator Architecture for GANs"; StyleGAN2 defaults).
+
+PPL = E[d(G(path(t)), G(path(t + ε))) / ε²] with ε = 1e-4, t ~ U(0, 1) (``sampling="full"``) or t = 0 (``"end"``),
+the 1 % and 99 % percentiles discarded. ``space="z"`` interpolates in the prior space by slerp of the normalised
+codes (NVIDIA); the interpolated direction is rescaled by the lerp of the two norms so that models without a
+normalising mapping (VAEs, GANs) are decoded at in-distribution radii — for StyleGAN, whose mapping starts with pixel
+norm, this is exactly NVIDIA's path. ``space="w"`` lerps in W (StyleGAN only).
+
+The distance is pluggable. The default is **pixel-space squared L2, as a mean over pixels** ("pixel_sq_l2"); it is
+not LPIPS and its numbers are not comparable to published PPL. Everything runs in float32 with TF32 off: the 1/ε²
+scaling amplifies rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from zoo.errors import CapabilityError, ZooError
+from zoo.progress import progress_bar
+from zoo.protocol import require
+
+DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "pixel_sq_l2": lambda a, b: (a - b).pow(2).flatten(1).mean(1),
+}
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    """Spherical interpolation of the directions of a and b, at the lerp of their norms."""
+    na, nb = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
+    ua, ub = a / na, b / nb
+    t = t.view(-1, 1)
+    d = (ua * ub).sum(-1, keepdim=True).clamp(-1, 1)
+    p = t * torch.acos(d)
+    c = ub - d * ua
+    c = c / c.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return (ua * torch.cos(p) + c * torch.sin(p)) * torch.lerp(na, nb, t)
+
+
+def path_fn(model, space: str) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """(endpoint codes a, b, t) → latent codes the decoder takes, along the interpolation path of ``space``."""
+    mapping = model.has("mapping")
+    if space == "w":
+        if not mapping:
+            raise CapabilityError(f"{model.display_name} has no W space (only models with a mapping do); use --space z")
+        return lambda w0, w1, t: torch.lerp(w0, w1, t.view(-1, 1))
+    if space == "z":
+        return (lambda z0, z1, t: model.map_prior(slerp(z0, z1, t))) if mapping else slerp
+    raise ZooError(f"--space must be z or w, got {space!r}")
+
+
+def _endpoints(model, space: str, b: int, g: torch.Generator, sampling: str) -> tuple[Tensor, Tensor, Tensor]:
+    a, c = model.sample_prior(b, generator=g), model.sample_prior(b, generator=g)
+    if space == "w":
+        a, c = model.map_prior(a), model.map_prior(c)
+    return a, c, torch.rand(b, generator=g) * (1.0 if sampling == "full" else 0.0)
+
+
+def _check(model, sampling: str, distance: str) -> None:
+    require(model, "decode", purpose="PPL")
+    if sampling not in ("full", "end"):
+        raise ZooError(f"--sampling must be full or end, got {sampling!r}")
+    if distance not in DISTANCES:
+        raise ZooError(f"unknown distance {distance!r}; available: {', '.join(DISTANCES)}")
+
+
+def ppl_samples(model, *, space: str = "z", sampling: str = "end", n: int = 2000, epsilon: float = 1e-4,
+                batch_size: int = 100, seed: int = 0, distance: str = "pixel_sq_l2", crop: bool = False) -> np.ndarray:
+    """The ``n`` per-path values d(G(path(t)), G(path(t + ε))) / ε², before the percentile discard."""
+    _check(model, sampling, distance)
+    dist, path = DISTANCES[distance], path_fn(model, space)
+    g = torch.Generator().manual_seed(seed)
+    values = []
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.no_grad(), progress_bar(f"PPL ({space}, {sampling})", n) as bar:
+            for lo in range(0, n, batch_size):
+                b = min(batch_size, n - lo)
+                a, c, t = _endpoints(model, space, b, g, sampling)
+                x0, x1 = model.decode(path(a, c, t)).float(), model.decode(path(a, c, t + epsilon)).float()
+                if crop:
+                    h, w = x0.shape[-2:]
+                    x0, x1 = (x[..., h // 8: h * 5 // 8, w // 4: w * 3 // 4] for x in (x0, x1))
+                values.append((dist(x0, x1) / epsilon ** 2).double())
+                bar.advance(bar.task_ids[0], b)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    return torch.cat(values).numpy()
+
+
+def perceptual_path_length(model, *, space: str = "z", sampling: str = "end", n: int = 2000, epsilon: float = 1e-4,
+                           batch_size: int = 100, seed: int = 0, distance: str = "pixel_sq_l2",
+                           crop: bool = False) -> dict[str, Any]:
+    """PPL of ``model`` over ``n`` random paths (see the module docstring). ``crop`` keeps the central face region
+    (NVIDIA's FFHQ crop: rows 1/8–5/8, columns 1/4–3/4 of the image)."""
+    d = ppl_samples(model, space=space, sampling=sampling, n=n, epsilon=epsilon, batch_size=batch_size, seed=seed,
+                    distance=distance, crop=crop)
+    lo, hi = np.percentile(d, 1, method="lower"), np.percentile(d, 99, method="higher")
+    kept = d[(d >= lo) & (d <= hi)]
+    return {"ppl": float(kept.mean()), "space": space, "sampling": sampling, "epsilon": epsilon, "n": n,
+            "distance": distance, "crop": crop}
+
+
+def jvp_path_length(model, *, space: str = "z", sampling: str = "end", n: int = 200, seed: int = 0,
+                    batch_size: int = 100) -> np.ndarray:
+    """The ε → 0 limit of :func:`ppl_samples` (pixel distance, same paths for the same seed and batch size):
+    ‖d G(path(t))/dt‖² / #pixels from forward-mode JVPs — no ε, no rounding amplification."""
+    from torch.func import jvp
+
+    _check(model, sampling, "pixel_sq_l2")
+    path = path_fn(model, space)
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for lo in range(0, n, batch_size):
+        b = min(batch_size, n - lo)
+        a, c, t = _endpoints(model, space, b, g, sampling)
+        _, dx = jvp(lambda tt: model.decode(path(a, c, tt)), (t,), (torch.ones(b),))
+        out.append(dx.detach().pow(2).flatten(1).mean(1).double())
+    return torch.cat(out).numpy()
