@@ -1,6 +1,7 @@
 import pytest
 
 import zoo
+import zoo.plugins
 from zoo import registry
 from zoo.errors import RegistrationError, UnknownName
 
@@ -16,7 +17,9 @@ class Plugin:
 
 
 @pytest.fixture
-def register():
+def register(monkeypatch):
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "")  # only the throwaway plugins of each test
+    zoo.plugins.reset()
     pm = zoo.get_plugin_manager()
     names = []
 

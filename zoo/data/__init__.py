@@ -1,12 +1,21 @@
-"""Datasets with ground-truth factors (procedural dSprites, faces64) and loaders for files users already have."""
+"""Datasets with ground-truth factors (procedural dSprites, faces64) and loaders for files users already have.
+
+Torch loads on first use: importing ``zoo.data`` (as the plugin manager does) stays cheap.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from zoo.data.base import GroundTruthDataset, ImageDataset
-
 __all__ = ["GroundTruthDataset", "ImageDataset", "get_dataset", "list_datasets"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("GroundTruthDataset", "ImageDataset"):
+        from zoo.data import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'zoo.data' has no attribute {name!r}")
 
 
 def get_dataset(name: str, **kwargs: Any) -> Any:
