@@ -108,3 +108,20 @@ def _bar_chart(values: list[float], path: str, height: int = 120, bar: int = 6) 
         h = max(1, int((v - lo) / (hi - lo + 1e-12) * (height - 2)) + 1)
         img[:, height - h:, 1 + i * (bar + 1): 1 + i * (bar + 1) + bar] = torch.tensor([0.2, 0.4, 0.8])[:, None, None]
     save_image(img, path, scale=2)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--data", default=None, help="Dataset (default: the model's).")
+@click.option("--n", type=click.IntRange(min=10), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+def stats(name: str, data: str | None, n: int, seed: int, as_json: bool) -> None:
+    """Henze-Zirkler multivariate normality of the encoded data."""
+    from zoo.metrics.stats import latent_normality
+
+    result = latent_normality(_load(name), data=data, n=n, seed=seed)
+    if as_json:
+        return emit_json(result)
+    info(f"Henze-Zirkler on {n} encoded images of {result['model']}: HZ = {result['hz']:.4g}, "
+         f"p = {result['p_value']:.3g} ({'consistent with' if result['normal'] else 'not'} a Gaussian at 5 %)")

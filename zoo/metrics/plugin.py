@@ -14,3 +14,5 @@ def zoo_register_metrics(register):
     register(zoo.MetricSpec("jacobian", "zoo.metrics.jacobian:jacobian_geometry",
                             "pullback metric JᵀJ of the decoder: spectrum, condition number, orthogonality",
                             needs=("decode",)))
+    register(zoo.MetricSpec("hz", "zoo.metrics.stats:latent_normality",
+                            "Henze-Zirkler multivariate normality test of the encoded data", needs=("encode",)))
