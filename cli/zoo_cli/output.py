@@ -28,7 +28,9 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
         t.add_column(c)
     for r in rows:
         t.add_row(*("" if v is None else str(v) for v in r))
-    err_console.print(t)
+    # a log file or pipe gets the full table rather than rich's 80-column default
+    console = err_console if err_console.is_terminal else Console(stderr=True, width=200)
+    console.print(t)
 
 
 def print_table(columns: list[str], rows: list[list[Any]]) -> None:
