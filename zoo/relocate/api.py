@@ -114,8 +114,11 @@ def relocate(source: str | ZooModel, target: str | ZooModel, *, data: str | None
         if not data or data != tgt.image_spec.dataset:
             raise ZooError(f"{src.display_name} was trained on {src.image_spec.dataset!r} and {tgt.display_name} on "
                            f"{tgt.image_spec.dataset!r}; pass --data to compare them on one dataset")
-    if fit == "auto":  # the paper fits StyleGAN maps on generated samples, the others on the support set
-        fit = "generated" if "w" in (src.latent_spec.space, tgt.latent_spec.space) else "support"
+    if fit == "auto":
+        # The paper fits StyleGAN maps on generated samples only because its StyleGAN was trained on another
+        # dataset (CelebA-HQ); when both models know the data, its support set of real images is the better choice
+        # (compare `zoo relocate stylegan svae` with and without `--fit generated` on the shipped weights).
+        fit = "support"
     dataset = get_dataset(data)
     if len(dataset) < n_pool + n_test:
         raise ZooError(f"{data} has {len(dataset)} images; lower --n-test/--n-pool")
