@@ -1,9 +1,14 @@
 """FactorVAE (Kim & Mnih 2018, "Disentangling by Factorising").
 
 VAE loss + γ·TC, where the total correlation TC(z) = KL(q(z) ‖ Π_j q(z_j)) is estimated by a discriminator D that
-tells codes q(z) from codes whose dimensions were permuted independently across the batch (samples of Π_j q(z_j)):
-TC ≈ E[logit D(z) − logit D(z_perm)]. The discriminator is trained on *detached* codes in its own step, after the VAE
-step, so no graph is reused and no gradient leaks into the encoder (the in-place autograd error of older ports).
+tells codes z ~ q(z) (class 0, "real") from codes whose dimensions were permuted independently across the batch
+(class 1, samples of Π_j q(z_j)). With D's two logits, TC ≈ mean(logit₀(z) − logit₁(z)) = mean log D(z)/(1 − D(z)),
+D(z) = softmax(logits)₀ (disentanglement_lib's estimator; permutation within the same batch, as dlib does).
+
+The discriminator is trained on *detached* codes in its own step, after the VAE step, with its own optimiser: no graph
+is reused after an optimiser step (the in-place autograd error of older ports on current torch) and its loss sends no
+gradient into the encoder. During the VAE step the discriminator's weights are frozen, so the γ·TC term moves only the
+encoder. The reconstruction term follows ``decoder_dist`` as in :mod:`zoo_vae.betavae`.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from zoo_vae.nets import ConvVAEBase, bernoulli_nll, kl_normal
+from zoo.errors import ZooError
+from zoo_vae.nets import ConvVAEBase, check_decoder_dist, kl_normal, reconstruction_nll
 
 
 def permute_dims(z: Tensor) -> Tensor:
@@ -27,6 +33,8 @@ class Discriminator(nn.Module):
 
     def __init__(self, latent_dim: int, width: int = 1000, depth: int = 6):
         super().__init__()
+        if width <= 0 or depth < 0:
+            raise ZooError(f"disc_width must be positive and disc_depth non-negative, got {width} and {depth}")
         layers, d = [], latent_dim
         for _ in range(depth):
             layers += [nn.Linear(d, width), nn.LeakyReLU(0.2)]
@@ -41,14 +49,20 @@ class FactorVAE(ConvVAEBase):
     def __init__(self, latent_dim: int = 10, channels: int = 1, image_size: int = 64,
                  widths: Sequence[int] = (32, 32, 64, 64), hidden: int = 256, dataset: str | None = "dsprites",
                  gamma: float = 10.0, disc_width: int = 1000, disc_depth: int = 6, lr: float = 1e-4,
-                 disc_lr: float = 1e-4):
+                 disc_lr: float = 1e-4, decoder_dist: str = "bernoulli"):
         super().__init__(latent_dim, channels, image_size, widths, hidden, dataset)
+        if gamma < 0:
+            raise ZooError(f"gamma (the TC weight) must be non-negative, got {gamma}")
         self.gamma, self.lr, self.disc_lr = float(gamma), lr, disc_lr
+        self.decoder_dist = check_decoder_dist(decoder_dist)
         self.discriminator = Discriminator(latent_dim, disc_width, disc_depth)
 
     def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """VAE loss and its parts on batch ``x``, plus the discriminator's view of the codes: ``tc`` (the estimate the
+        loss uses), ``d_real`` = mean D(z) and ``d_perm`` = mean D(permuted z), where D is the probability of "real";
+        an undecided discriminator gives 0.5 for both. ``z`` (the sampled codes) feeds the discriminator step."""
         dist, z, logits = self.forward_terms(x)
-        rec, kl = bernoulli_nll(logits, x).mean(), kl_normal(dist).mean()
+        rec, kl = reconstruction_nll(logits, x, self.decoder_dist).mean(), kl_normal(dist).mean()
         d_z = self.discriminator(z)
         tc = (d_z[:, 0] - d_z[:, 1]).mean()  # logit of "real" minus logit of "permuted"
         with torch.no_grad():
@@ -59,6 +73,7 @@ class FactorVAE(ConvVAEBase):
                 "d_perm": p_perm, "z": z}
 
     def discriminator_loss(self, z: Tensor) -> Tensor:
+        """Cross-entropy of D on real (class 0) and permuted (class 1) codes, half each; ``z`` is detached."""
         z = z.detach()
         target_real = torch.zeros(len(z), dtype=torch.long, device=z.device)
         ce = nn.functional.cross_entropy
@@ -71,8 +86,12 @@ class FactorVAE(ConvVAEBase):
                 "disc": torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=(0.5, 0.9))}
 
     def train_step(self, x: Tensor, step: int, update) -> dict[str, float]:
-        terms = self.loss_terms(x)
-        update("vae", terms["loss"])
+        self.discriminator.requires_grad_(False)  # the γ·TC gradient reaches the encoder through D, not D itself
+        try:
+            terms = self.loss_terms(x)
+            update("vae", terms["loss"])
+        finally:
+            self.discriminator.requires_grad_(True)
         d_loss = self.discriminator_loss(terms.pop("z"))
         update("disc", d_loss)
         return {**{k: float(v.detach()) for k, v in terms.items()}, "d_loss": float(d_loss.detach())}
