@@ -34,3 +34,13 @@ def toy_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
     zoo.plugins.reset()
     return root
+
+
+@pytest.fixture
+def cli():
+    """``cli("list", "--json")`` runs the zoo command line in-process and returns click's Result."""
+    from click.testing import CliRunner
+
+    from zoo_cli.main import make_cli
+
+    return lambda *args: CliRunner().invoke(make_cli(), [str(a) for a in args])

@@ -16,7 +16,8 @@ import zoo
 BUILTIN_COMMANDS = {
     "zoo_cli.train": ("train",),
     "zoo_cli.data": ("data",),
-    "zoo_cli.metrics": ("mig", "scores", "ppl", "jacobian", "stats"),
+    "zoo_cli.metrics": ("mig", "ppl", "jacobian", "stats"),
+    "zoo_cli.scores": ("scores",),
     "zoo_cli.relocate": ("relocate",),
     "zoo_cli.convert": ("convert",),
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 
@@ -21,12 +23,15 @@ def sample_factors_stream(dataset, n: int, rng, batch_size: int = 16) -> np.ndar
 
 
 @torch.no_grad()
-def encode_factors(model, dataset, factors: np.ndarray, batch_size: int = 256, label: str = "encoding") -> np.ndarray:
-    """Mean representation of the images of ``factors`` (rows), as float64 (n, d)."""
+def encode_factors(model, dataset, factors: np.ndarray, batch_size: int = 256,
+                   label: str | None = "encoding") -> np.ndarray:
+    """Mean representation of the images of ``factors`` (rows), as float64 (n, d); a progress bar unless ``label``
+    is None (for callers that show their own)."""
     codes = []
-    with progress_bar(label, len(factors)) as bar:
+    with progress_bar(label, len(factors)) if label else nullcontext() as bar:
         for lo in range(0, len(factors), batch_size):
             x = adapt(dataset.images_from_factors(factors[lo:lo + batch_size]), model.image_spec)
             codes.append(model.encode(x.to(model.device)).flatten(1).double().cpu().numpy())
-            bar.advance(bar.task_ids[0], len(x))
+            if bar is not None:
+                bar.advance(bar.task_ids[0], len(x))
     return np.concatenate(codes)

@@ -8,6 +8,12 @@ def zoo_register_metrics(register):
     register(zoo.MetricSpec("mig", "zoo.metrics.mig:compute_mig",
                             "Mutual Information Gap, disentanglement_lib's estimator (key discrete_mig)",
                             needs=("encode",)))
+    register(zoo.MetricSpec("mig_chen", "zoo.metrics.scores:chen_mig",
+                            "Chen et al.'s sampling-based MIG (log|V| normaliser); not comparable with discrete_mig",
+                            needs=("encode_dist",)))
+    register(zoo.MetricSpec("scores", "zoo.metrics.scores:compute_scores",
+                            "β-VAE, FactorVAE, DCI, SAP, modularity/explicitness and unsupervised scores (dlib)",
+                            needs=("encode",)))
     register(zoo.MetricSpec("ppl", "zoo.metrics.ppl:perceptual_path_length",
                             "perceptual path length (Karras et al.), pixel-space squared L2 by default",
                             needs=("decode",)))
