@@ -26,6 +26,7 @@ _LAZY = {
     "create_model": "zoo.factory",
     "build_model": "zoo.factory",
     "load_pretrained": "zoo.factory",
+    "convert": "zoo.factory",
     "save_pretrained": "zoo.hub",
     "get_dataset": "zoo.data",
     "list_datasets": "zoo.data",

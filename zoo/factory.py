@@ -100,3 +100,17 @@ def create_model(name: str, *, pretrained: bool = True, device: str | torch.devi
 def pull(name: str, *, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
     """Fill the Hub cache with the weights of ``name`` (or tell that they ship inside the package)."""
     return weights_folder(name, cache_dir=cache_dir, offline=False)[:2]
+
+
+def convert(fmt: str, src: str | os.PathLike[str], out: str | os.PathLike[str], **options: Any) -> Path:
+    """Convert foreign weights ``src`` of source format ``fmt`` (e.g. "stylegan2") into a zoo weights folder ``out``,
+    with the converter an architecture plugin registered for that format (``ModelSpec.converters``)."""
+    known = {f: (entry.spec.arch, fn) for entry in registry.models.entries.values()
+             for f, fn in entry.spec.converters.items()}
+    if fmt not in known:
+        raise ZooError(f"no installed plugin converts {fmt!r} weights; known formats: "
+                       f"{', '.join(sorted(known)) or 'none'}")
+    if not Path(src).is_file():
+        raise ZooError(f"{src} is not a file; pass the path of the {fmt} weights to convert")
+    _, fn = known[fmt]
+    return Path(import_object(fn)(Path(src), Path(out), **options))

@@ -121,8 +121,11 @@ class ModelSpec:
     default_args: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     paper: str | None = None
+    # source format → "module:function" converting foreign weights: ``function(src, out, **options) -> out``
+    converters: Mapping[str, str | Callable[..., Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "converters", _frozen(self.converters))
         if not ARCH_RE.match(self.arch):
             raise ValueError(f"architecture name {self.arch!r} must match {ARCH_RE.pattern}")
         object.__setattr__(self, "weights", tuple(self.weights))

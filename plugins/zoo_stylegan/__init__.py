@@ -16,4 +16,5 @@ def zoo_register_models(register):
         weights=(zoo.WeightsCfg(tag="faces64", dataset="faces64",
                                 embedded="zoo_stylegan:weights/stylegan.faces64" if _SHIPPED else None),),
         description="StyleGAN2 generator; zoo's latent space is W (mapping exposed for Z), W recoder + refinement",
-        paper="Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN"))
+        paper="Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN",
+        converters={"stylegan2": "zoo_stylegan.convert:convert_nvlabs_pickle"}))

@@ -29,6 +29,11 @@ import zoo
 SQRT2 = math.sqrt(2.0)
 
 
+def channel_widths(resolution: int, channel_base: int, channel_max: int) -> dict[int, int]:
+    """Feature maps per resolution 4 … ``resolution``: min(channel_base / r, channel_max), NVlabs' rule."""
+    return {r: min(channel_base // r, channel_max) for r in (2 ** i for i in range(2, int(math.log2(resolution)) + 1))}
+
+
 def lrelu(x: Tensor) -> Tensor:
     return F.leaky_relu(x, 0.2) * SQRT2
 
@@ -77,8 +82,9 @@ def upsample2d(x: Tensor, f: Tensor) -> Tensor:
 
 
 class SynthesisLayer(nn.Module):
-    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, up: bool):
+    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, up: bool, conv_clamp: float | None = None):
         super().__init__()
+        self.conv_clamp = conv_clamp
         self.affine = FullyConnected(w_dim, cin, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(cout, cin, 3, 3))
         self.bias = nn.Parameter(torch.zeros(cout))
@@ -100,12 +106,14 @@ class SynthesisLayer(nn.Module):
             x = x + torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device) * self.noise_strength
         elif noise_mode == "const":
             x = x + self.noise_const * self.noise_strength
-        return lrelu(x + self.bias[None, :, None, None])
+        x = lrelu(x + self.bias[None, :, None, None])
+        return x if self.conv_clamp is None else x.clamp(-self.conv_clamp, self.conv_clamp)
 
 
 class ToRGB(nn.Module):
-    def __init__(self, cin: int, channels: int, w_dim: int):
+    def __init__(self, cin: int, channels: int, w_dim: int, conv_clamp: float | None = None):
         super().__init__()
+        self.conv_clamp = conv_clamp
         self.affine = FullyConnected(w_dim, cin, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(channels, cin, 1, 1))
         self.bias = nn.Parameter(torch.zeros(channels))
@@ -113,19 +121,21 @@ class ToRGB(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         styles = self.affine(w) * self.weight_gain
-        return F.conv2d(x * styles[:, :, None, None], self.weight) + self.bias[None, :, None, None]
+        x = F.conv2d(x * styles[:, :, None, None], self.weight) + self.bias[None, :, None, None]
+        return x if self.conv_clamp is None else x.clamp(-self.conv_clamp, self.conv_clamp)
 
 
 class SynthesisBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, channels: int):
+    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, channels: int,
+                 conv_clamp: float | None = None):
         super().__init__()
         self.resolution = resolution
         if resolution == 4:
             self.const = nn.Parameter(torch.randn(cout, 4, 4))
         else:
-            self.conv0 = SynthesisLayer(cin, cout, w_dim, resolution, up=True)
-        self.conv1 = SynthesisLayer(cout, cout, w_dim, resolution, up=False)
-        self.torgb = ToRGB(cout, channels, w_dim)
+            self.conv0 = SynthesisLayer(cin, cout, w_dim, resolution, up=True, conv_clamp=conv_clamp)
+        self.conv1 = SynthesisLayer(cout, cout, w_dim, resolution, up=False, conv_clamp=conv_clamp)
+        self.torgb = ToRGB(cout, channels, w_dim, conv_clamp)
         self.register_buffer("resample_filter", fir_filter())
         self.num_ws = 2 if resolution == 4 else 3  # the torgb shares its w with the next block's first conv
 
@@ -144,12 +154,13 @@ class SynthesisBlock(nn.Module):
 
 
 class Synthesis(nn.Module):
-    def __init__(self, w_dim: int, resolution: int, channels: int, widths: dict[int, int]):
+    def __init__(self, w_dim: int, resolution: int, channels: int, widths: dict[int, int],
+                 conv_clamp: float | None = None):
         super().__init__()
         self.resolutions = [2 ** i for i in range(2, int(math.log2(resolution)) + 1)]
         self.num_ws = 2 * len(self.resolutions)
         for r in self.resolutions:
-            setattr(self, f"b{r}", SynthesisBlock(widths.get(r // 2, 0), widths[r], w_dim, r, channels))
+            setattr(self, f"b{r}", SynthesisBlock(widths.get(r // 2, 0), widths[r], w_dim, r, channels, conv_clamp))
 
     def forward(self, ws: Tensor, noise_mode: str = "const") -> Tensor:
         x = img = None
@@ -200,27 +211,30 @@ class Recoder(nn.Module):
 
 class Generator(nn.Module):
     def __init__(self, z_dim: int, w_dim: int, resolution: int, channels: int, map_layers: int,
-                 widths: dict[int, int]):
+                 widths: dict[int, int], conv_clamp: float | None = None):
         super().__init__()
         self.mapping = Mapping(z_dim, w_dim, map_layers)
-        self.synthesis = Synthesis(w_dim, resolution, channels, widths)
+        self.synthesis = Synthesis(w_dim, resolution, channels, widths, conv_clamp)
 
 
 class StyleGAN(zoo.ZooModel):
-    components = ("generator", "discriminator", "recoder")
+    """``recoder_width=0`` leaves out the W recoder (no ``encode``) and ``discriminator=False`` the discriminator (no
+    training): what a converted official generator has. ``conv_clamp`` is NVlabs' activation clamp (256 in their
+    FFHQ configs; None here)."""
 
     def __init__(self, z_dim: int = 128, w_dim: int = 128, resolution: int = 32, channels: int = 3,
                  map_layers: int = 2, channel_base: int = 2048, channel_max: int = 128, recoder_width: int = 64,
                  r1_gamma: float = 0.05, lr: float = 0.0025, disc_lr: float = 2e-4, recoder_lr: float = 1e-3,
-                 dataset: str | None = "faces64"):
+                 dataset: str | None = "faces64", discriminator: bool = True, conv_clamp: float | None = None):
         super().__init__()
-        widths = {r: min(channel_base // r, channel_max) for r in (2 ** i for i in range(2, int(math.log2(resolution)) + 1))}
+        widths = channel_widths(resolution, channel_base, channel_max)
         self.image_spec = zoo.ImageSpec(channels, (resolution, resolution), dataset=dataset, native_range=(-1.0, 1.0))
         self.latent_spec = zoo.LatentSpec((w_dim,), space="w", prior=None, interpolation="lerp")
         self.prior_spec = zoo.LatentSpec((z_dim,), space="z", prior="normal", interpolation="slerp")
-        self.generator = Generator(z_dim, w_dim, resolution, channels, map_layers, widths)
-        self.discriminator = Discriminator(channels, resolution, widths)
-        self.recoder = Recoder(channels, resolution, w_dim, recoder_width)
+        self.generator = Generator(z_dim, w_dim, resolution, channels, map_layers, widths, conv_clamp)
+        self.discriminator = Discriminator(channels, resolution, widths) if discriminator else None
+        self.recoder = Recoder(channels, resolution, w_dim, recoder_width) if recoder_width > 0 else None
+        self.components = tuple(c for c in ("generator", "discriminator", "recoder") if getattr(self, c) is not None)
         self.r1_gamma, self.lr, self.disc_lr, self.recoder_lr = r1_gamma, lr, disc_lr, recoder_lr
 
     # --- zoo protocol: W is the latent space, Z the prior space ----------------------------------------------
@@ -238,7 +252,17 @@ class StyleGAN(zoo.ZooModel):
         return ((self.generator.synthesis(ws, noise_mode) + 1) / 2).clamp(0, 1)  # synthesis speaks [-1, 1]
 
     def encode(self, x: Tensor) -> Tensor:
+        if self.recoder is None:
+            raise zoo.CapabilityError(f"{self.display_name} has no encoder (no W recoder: converted weights carry "
+                                      f"none); invert images with zoo_stylegan.invert.refine from a w you choose")
         return self.recoder(x)
+
+    def has(self, capability: str) -> bool:
+        if capability == "encode":
+            return self.recoder is not None
+        if capability == "train":  # a training step updates all three parts
+            return self.recoder is not None and self.discriminator is not None
+        return super().has(capability)
 
     # --- training ------------------------------------------------------------------------------------------
     def configure_optimizers(self, lr: float | None = None) -> dict[str, torch.optim.Optimizer]:
