@@ -55,15 +55,20 @@ def mig(name: str, data: str | None, num_train: int, seed: int, out: str | None,
 @click.option("--epsilon", type=float, default=1e-4, show_default=True)
 @click.option("--crop", is_flag=True, help="Keep NVIDIA's central face crop.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--distance", default="pixel_sq_l2", show_default=True,
+              help="pixel_sq_l2 (not LPIPS), lpips_vgg16 or timm:<model> (the last two need --distance-weights).")
+@click.option("--distance-weights", default=None, metavar="PATH[,PATH]",
+              help="Weights of the distance network, e.g. vgg16-397923af.pth,vgg.pth (never downloaded).")
 @json_option
-def ppl(name: str, space: str, sampling: str, n: int, epsilon: float, crop: bool, seed: int, as_json: bool) -> None:
-    """Perceptual path length (pixel-space squared L2 distance; not LPIPS)."""
+def ppl(name: str, space: str, sampling: str, n: int, epsilon: float, crop: bool, seed: int, distance: str,
+        distance_weights: str | None, as_json: bool) -> None:
+    """Perceptual path length (Karras et al.); by default with the pixel-space squared L2 distance, not LPIPS."""
     from zoo.metrics.ppl import perceptual_path_length
 
     model = _load(name)
     result = {"model": model.display_name,
               **perceptual_path_length(model, space=space, sampling=sampling, n=n, epsilon=epsilon, crop=crop,
-                                       seed=seed)}
+                                       seed=seed, distance=distance, distance_weights=distance_weights)}
     if as_json:
         return emit_json(result)
     info(f"PPL of {model.display_name} ({space}, {sampling}, {n} paths, {result['distance']}): {result['ppl']:.5g}")
@@ -115,13 +120,24 @@ def _bar_chart(values: list[float], path: str, height: int = 120, bar: int = 6) 
 @click.option("--data", default=None, help="Dataset (default: the model's).")
 @click.option("--n", type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--distances", is_flag=True, help="Also the distance analysis: random / +noise / nearest pairs.")
 @json_option
-def stats(name: str, data: str | None, n: int, seed: int, as_json: bool) -> None:
-    """Henze-Zirkler multivariate normality of the encoded data."""
-    from zoo.metrics.stats import latent_normality
+def stats(name: str, data: str | None, n: int, seed: int, distances: bool, as_json: bool) -> None:
+    """Henze-Zirkler multivariate normality of the encoded data (and, with --distances, latent distances of random,
+    noisy and nearest pairs next to the PCA-reduced image space)."""
+    from zoo.metrics.stats import distance_analysis, latent_normality
 
-    result = latent_normality(_load(name), data=data, n=n, seed=seed)
+    model = _load(name)
+    result = latent_normality(model, data=data, n=n, seed=seed)
+    if distances:
+        result["distances"] = distance_analysis(model, data=data, n=n, seed=seed)
     if as_json:
         return emit_json(result)
     info(f"Henze-Zirkler on {n} encoded images of {result['model']}: HZ = {result['hz']:.4g}, "
          f"p = {result['p_value']:.3g} ({'consistent with' if result['normal'] else 'not'} a Gaussian at 5 %)")
+    if distances:
+        d = result["distances"]
+        rows = [[space, *(f"{d[space][k]:.4g}" for k in ("random", "noise", "near", "noise_ratio", "near_ratio"))]
+                for space in ("latent", "image_pca")]
+        table(f"Mean distances ({n} images; noise ±{d['noise']}, image space PCA-reduced to {d['latent_dim']} dims)",
+              ["space", "random", "+noise", "nearest", "noise/random", "nearest/random"], rows)

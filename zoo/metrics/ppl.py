@@ -6,9 +6,10 @@ codes (NVIDIA); the interpolated direction is rescaled by the lerp of the two no
 normalising mapping (VAEs, GANs) are decoded at in-distribution radii — for StyleGAN, whose mapping starts with pixel
 norm, this is exactly NVIDIA's path. ``space="w"`` lerps in W (StyleGAN only).
 
-The distance is pluggable. The default is **pixel-space squared L2, as a mean over pixels** ("pixel_sq_l2"); it is
-not LPIPS and its numbers are not comparable to published PPL. Everything runs in float32 with TF32 off: the 1/ε²
-scaling amplifies rounding.
+The distance is pluggable (:mod:`zoo.metrics.distances`). The default is **pixel-space squared L2, as a mean over
+pixels** ("pixel_sq_l2"); it is not LPIPS and its numbers are not comparable to published PPL. ``lpips_vgg16``
+(NVIDIA's choice) and ``timm:<model>`` need weight files the user supplies. Everything runs in float32 with TF32 off:
+the 1/ε² scaling amplifies rounding.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ import torch
 from torch import Tensor
 
 from zoo.errors import CapabilityError, ZooError
+from zoo.metrics.distances import Distance, get_distance
 from zoo.progress import progress_bar
 from zoo.protocol import require
 
-DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "pixel_sq_l2": lambda a, b: (a - b).pow(2).flatten(1).mean(1),
-}
+DistanceArg = str | Distance
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
@@ -60,19 +60,24 @@ def _endpoints(model, space: str, b: int, g: torch.Generator, sampling: str) -> 
     return a, c, torch.rand(b, generator=g) * (1.0 if sampling == "full" else 0.0)
 
 
-def _check(model, sampling: str, distance: str) -> None:
+def _check(model, sampling: str, distance: DistanceArg, weights: Any = None) -> Distance:
     require(model, "decode", purpose="PPL")
     if sampling not in ("full", "end"):
         raise ZooError(f"--sampling must be full or end, got {sampling!r}")
-    if distance not in DISTANCES:
-        raise ZooError(f"unknown distance {distance!r}; available: {', '.join(DISTANCES)}")
+    return distance if isinstance(distance, Distance) else get_distance(distance, weights)
+
+
+def _crop(x: Tensor) -> Tensor:
+    h, w = x.shape[-2:]
+    return x[..., h // 8: h * 5 // 8, w // 4: w * 3 // 4]
 
 
 def ppl_samples(model, *, space: str = "z", sampling: str = "end", n: int = 2000, epsilon: float = 1e-4,
-                batch_size: int = 100, seed: int = 0, distance: str = "pixel_sq_l2", crop: bool = False) -> np.ndarray:
+                batch_size: int = 100, seed: int = 0, distance: DistanceArg = "pixel_sq_l2",
+                distance_weights: Any = None, crop: bool = False) -> np.ndarray:
     """The ``n`` per-path values d(G(path(t)), G(path(t + ε))) / ε², before the percentile discard."""
-    _check(model, sampling, distance)
-    dist, path = DISTANCES[distance], path_fn(model, space)
+    dist = _check(model, sampling, distance, distance_weights).to(model.device)
+    path = path_fn(model, space)
     g = torch.Generator().manual_seed(seed)
     values = []
     tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
@@ -84,8 +89,7 @@ def ppl_samples(model, *, space: str = "z", sampling: str = "end", n: int = 2000
                 a, c, t = _endpoints(model, space, b, g, sampling)
                 x0, x1 = model.decode(path(a, c, t)).float(), model.decode(path(a, c, t + epsilon)).float()
                 if crop:
-                    h, w = x0.shape[-2:]
-                    x0, x1 = (x[..., h // 8: h * 5 // 8, w // 4: w * 3 // 4] for x in (x0, x1))
+                    x0, x1 = _crop(x0), _crop(x1)
                 values.append((dist(x0, x1) / epsilon ** 2).double())
                 bar.advance(bar.task_ids[0], b)
     finally:
@@ -94,31 +98,37 @@ def ppl_samples(model, *, space: str = "z", sampling: str = "end", n: int = 2000
 
 
 def perceptual_path_length(model, *, space: str = "z", sampling: str = "end", n: int = 2000, epsilon: float = 1e-4,
-                           batch_size: int = 100, seed: int = 0, distance: str = "pixel_sq_l2",
-                           crop: bool = False) -> dict[str, Any]:
+                           batch_size: int = 100, seed: int = 0, distance: DistanceArg = "pixel_sq_l2",
+                           distance_weights: Any = None, crop: bool = False) -> dict[str, Any]:
     """PPL of ``model`` over ``n`` random paths (see the module docstring). ``crop`` keeps the central face region
     (NVIDIA's FFHQ crop: rows 1/8–5/8, columns 1/4–3/4 of the image)."""
+    dist = _check(model, sampling, distance, distance_weights)
     d = ppl_samples(model, space=space, sampling=sampling, n=n, epsilon=epsilon, batch_size=batch_size, seed=seed,
-                    distance=distance, crop=crop)
+                    distance=dist, crop=crop)
     lo, hi = np.percentile(d, 1, method="lower"), np.percentile(d, 99, method="higher")
     kept = d[(d >= lo) & (d <= hi)]
     return {"ppl": float(kept.mean()), "space": space, "sampling": sampling, "epsilon": epsilon, "n": n,
-            "distance": distance, "crop": crop}
+            "distance": dist.name, "crop": crop}
 
 
 def jvp_path_length(model, *, space: str = "z", sampling: str = "end", n: int = 200, seed: int = 0,
-                    batch_size: int = 100) -> np.ndarray:
-    """The ε → 0 limit of :func:`ppl_samples` (pixel distance, same paths for the same seed and batch size):
-    ‖d G(path(t))/dt‖² / #pixels from forward-mode JVPs — no ε, no rounding amplification."""
+                    batch_size: int = 100, distance: DistanceArg = "pixel_sq_l2", distance_weights: Any = None,
+                    crop: bool = False) -> np.ndarray:
+    """The ε → 0 limit of :func:`ppl_samples` (same paths for the same seed and batch size): ‖d φ(G(path(t)))/dt‖²
+    from forward-mode JVPs through the distance's embedding φ — no ε, no rounding amplification."""
     from torch.func import jvp
 
-    _check(model, sampling, "pixel_sq_l2")
+    dist = _check(model, sampling, distance, distance_weights).to(model.device)
     path = path_fn(model, space)
     g = torch.Generator().manual_seed(seed)
     out = []
     for lo in range(0, n, batch_size):
         b = min(batch_size, n - lo)
         a, c, t = _endpoints(model, space, b, g, sampling)
-        _, dx = jvp(lambda tt: model.decode(path(a, c, tt)), (t,), (torch.ones(b),))
-        out.append(dx.detach().pow(2).flatten(1).mean(1).double())
+        def embedded(tt: Tensor) -> Tensor:
+            x = model.decode(path(a, c, tt)).float()
+            return dist.embed(_crop(x) if crop else x)
+
+        _, dx = jvp(embedded, (t,), (torch.ones(b),))
+        out.append(dx.detach().pow(2).sum(1).double())
     return torch.cat(out).numpy()

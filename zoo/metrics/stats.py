@@ -70,3 +70,54 @@ def latent_normality(model, *, data: str | None = None, n: int = 1000, seed: int
         z = torch.cat([model.encode(adapt(x[i:i + 200], model.image_spec)) for i in range(0, n, 200)])
     z = z.flatten(1).double().numpy()
     return {"model": model.display_name, **henze_zirkler(z), "per_dim_std": z.std(0).tolist()}
+
+
+def pair_distances(codes: "torch.Tensor", noisy: "torch.Tensor", partner: "torch.Tensor",
+                   nearest: "torch.Tensor") -> dict[str, float]:
+    """Mean Euclidean distances from each code to a random other code, to the code of its noisy image and to the
+    code of its nearest image, and the last two relative to the first."""
+    rnd = (codes - codes[partner]).norm(dim=1).mean().item()
+    noise = (codes - noisy).norm(dim=1).mean().item()
+    near = (codes - codes[nearest]).norm(dim=1).mean().item()
+    return {"random": rnd, "noise": noise, "near": near, "noise_ratio": noise / rnd, "near_ratio": near / rnd}
+
+
+def distance_analysis(model, *, data: str | None = None, n: int = 1000, seed: int = 0, noise: float = 0.05,
+                      batch_size: int = 200) -> dict[str, Any]:
+    """Table 4.2 of the seed thesis (Asperti's group, latent-space comparison of VAE/GAN/SplitVAE/StyleGAN): for
+    ``n`` images, mean latent distances between random pairs, between an image and itself plus U(−noise, noise)
+    pixel noise (clamped to [0, 1]), and between an image and its nearest neighbour among the ``n`` (exact, in pixel
+    space; the thesis used an approximate search over the dataset) — next to the same distances in the image space
+    reduced by PCA to the latent dimension, the model-free reference."""
+    import torch
+
+    from zoo.data import get_dataset
+    from zoo.image import adapt
+    from zoo.protocol import require
+
+    require(model, "encode", purpose="distance analysis")
+    if n < 3:
+        raise ZooError(f"distance analysis needs at least 3 images, got n={n}")
+    x, _ = get_dataset(data or model.image_spec.dataset).sample(n, seed)
+    g = torch.Generator().manual_seed(seed)
+    x_noisy = (x + (torch.rand(x.shape, generator=g) * 2 - 1) * noise).clamp(0, 1)
+    partner = (torch.arange(n) + torch.randint(1, n, (n,), generator=g)) % n  # a random *other* image
+    flat, flat_noisy = x.flatten(1).double(), x_noisy.flatten(1).double()
+    d2 = torch.cdist(flat, flat)
+    d2.fill_diagonal_(float("inf"))
+    nearest = d2.argmin(1)
+
+    with torch.no_grad():
+        def encode(images):
+            return torch.cat([model.encode(adapt(images[i:i + batch_size], model.image_spec).to(model.device))
+                              .flatten(1).double().cpu() for i in range(0, n, batch_size)])
+
+        z, z_noisy = encode(x), encode(x_noisy)
+    dim = z.shape[1]
+    mean = flat.mean(0)
+    _, _, vh = torch.linalg.svd(flat - mean, full_matrices=False)
+    basis = vh[:dim].T
+    pca, pca_noisy = (flat - mean) @ basis, (flat_noisy - mean) @ basis
+    return {"model": model.display_name, "n": n, "noise": noise, "latent_dim": dim,
+            "latent": pair_distances(z, z_noisy, partner, nearest),
+            "image_pca": pair_distances(pca, pca_noisy, partner, nearest)}
