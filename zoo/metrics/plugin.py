@@ -22,3 +22,6 @@ def zoo_register_metrics(register):
                             needs=("decode",)))
     register(zoo.MetricSpec("hz", "zoo.metrics.stats:latent_normality",
                             "Henze-Zirkler multivariate normality test of the encoded data", needs=("encode",)))
+    register(zoo.MetricSpec("distances", "zoo.metrics.stats:distance_analysis",
+                            "latent distances of random / noisy / nearest pairs vs the PCA-reduced image space",
+                            needs=("encode",)))
