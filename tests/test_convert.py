@@ -61,7 +61,8 @@ def write_nvlabs_pickle(path, generator, marker, conv_clamp=None, extra=None):
 
 
 def tiny_stylegan(**kw):
-    model = zoo.create_model("stylegan", pretrained=False, **{**TINY, **kw})
+    """A tiny generator with NVlabs' arithmetic (``up_conv="nvlabs"``), as the networks in official pickles."""
+    model = zoo.create_model("stylegan", pretrained=False, **{**TINY, "up_conv": "nvlabs", **kw})
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():  # non-trivial values everywhere (biases and noise strengths start at 0)
         for p in model.generator.parameters():
@@ -152,3 +153,16 @@ def test_cli_errors_are_one_line(cli, tmp_path):
     result = cli("convert", "stylegan2", tmp_path / "ok.pkl", tmp_path / "o", "--tag", "tiny")
     assert result.exit_code == 0, result.output
     assert zoo.create_model(f"local-dir:{tmp_path / 'o'}").weights_config["tag"] == "tiny"
+
+
+def test_nvlabs_up_conv_is_the_fir_first_conv_with_a_flipped_kernel():
+    """Transposed conv then FIR (NVlabs) = FIR up-sampling then correlation with the flipped kernel, away from the
+    border: the two up_conv modes are one operator, so converted weights keep NVlabs' exact arithmetic."""
+    from zoo_stylegan.model import fir_filter, up_conv_nvlabs, upsample2d
+
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(2, 4, 8, 8, generator=g), torch.randn(5, 4, 3, 3, generator=g)
+    a = up_conv_nvlabs(x, w, fir_filter())
+    b = torch.nn.functional.conv2d(upsample2d(x, fir_filter()), w.flip([2, 3]), padding=1)
+    assert a.shape == b.shape == (2, 5, 16, 16)
+    torch.testing.assert_close(a[..., 2:-2, 2:-2], b[..., 2:-2, 2:-2], rtol=1e-5, atol=1e-5)

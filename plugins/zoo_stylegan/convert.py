@@ -62,7 +62,8 @@ def generator_args(sd: dict[str, torch.Tensor], state: dict, where: str) -> dict
     return {"z_dim": int(sd["mapping.fc0.weight"].shape[1]), "w_dim": int(sd["mapping.fc0.weight"].shape[0]),
             "resolution": resolution, "channels": int(sd["synthesis.b4.torgb.weight"].shape[0]),
             "map_layers": len(fcs), "channel_base": channel_base, "channel_max": channel_max,
-            "conv_clamp": None if clamp is None else float(clamp), "recoder_width": 0, "discriminator": False,
+            "conv_clamp": None if clamp is None else float(clamp), "up_conv": "nvlabs", "recoder_width": 0,
+            "discriminator": False,
             "dataset": None}
 
 

@@ -81,10 +81,22 @@ def upsample2d(x: Tensor, f: Tensor) -> Tensor:
     return F.conv_transpose2d(x, (f * 4).expand(c, 1, 4, 4), stride=2, padding=1, groups=c)
 
 
+def up_conv_nvlabs(x: Tensor, weight: Tensor, f: Tensor) -> Tensor:
+    """NVlabs' up-sampling 3×3 conv: a stride-2 transposed conv (true convolution with the kernel), then the FIR
+    low-pass (gain 4) with one pixel of zero padding — the official networks' arithmetic."""
+    x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+    c = x.shape[1]
+    return F.conv2d(F.pad(x, [1, 1, 1, 1]), (f * 4).expand(c, 1, 4, 4), groups=c)
+
+
+UP_CONVS = ("fir_first", "nvlabs")
+
+
 class SynthesisLayer(nn.Module):
-    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, up: bool, conv_clamp: float | None = None):
+    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, up: bool, conv_clamp: float | None = None,
+                 up_conv: str = "fir_first"):
         super().__init__()
-        self.conv_clamp = conv_clamp
+        self.conv_clamp, self.up_conv = conv_clamp, up_conv
         self.affine = FullyConnected(w_dim, cin, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(cout, cin, 3, 3))
         self.bias = nn.Parameter(torch.zeros(cout))
@@ -97,9 +109,10 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)  # (B, C_in)
         # non-fused modulation (NVlabs' training path; cheaper on CPU than a grouped conv)
         x = x * styles[:, :, None, None]
-        if self.up:
-            x = upsample2d(x, self.resample_filter)
-        x = F.conv2d(x, self.weight, padding=1)
+        if self.up and self.up_conv == "nvlabs":
+            x = up_conv_nvlabs(x, self.weight, self.resample_filter)
+        else:
+            x = F.conv2d(upsample2d(x, self.resample_filter) if self.up else x, self.weight, padding=1)
         demod = ((self.weight[None] * styles[:, None, :, None, None]).square().sum(dim=(2, 3, 4)) + 1e-8).rsqrt()
         x = x * demod[:, :, None, None]
         if noise_mode == "random":
@@ -127,13 +140,13 @@ class ToRGB(nn.Module):
 
 class SynthesisBlock(nn.Module):
     def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, channels: int,
-                 conv_clamp: float | None = None):
+                 conv_clamp: float | None = None, up_conv: str = "fir_first"):
         super().__init__()
         self.resolution = resolution
         if resolution == 4:
             self.const = nn.Parameter(torch.randn(cout, 4, 4))
         else:
-            self.conv0 = SynthesisLayer(cin, cout, w_dim, resolution, up=True, conv_clamp=conv_clamp)
+            self.conv0 = SynthesisLayer(cin, cout, w_dim, resolution, up=True, conv_clamp=conv_clamp, up_conv=up_conv)
         self.conv1 = SynthesisLayer(cout, cout, w_dim, resolution, up=False, conv_clamp=conv_clamp)
         self.torgb = ToRGB(cout, channels, w_dim, conv_clamp)
         self.register_buffer("resample_filter", fir_filter())
@@ -155,12 +168,13 @@ class SynthesisBlock(nn.Module):
 
 class Synthesis(nn.Module):
     def __init__(self, w_dim: int, resolution: int, channels: int, widths: dict[int, int],
-                 conv_clamp: float | None = None):
+                 conv_clamp: float | None = None, up_conv: str = "fir_first"):
         super().__init__()
         self.resolutions = [2 ** i for i in range(2, int(math.log2(resolution)) + 1)]
         self.num_ws = 2 * len(self.resolutions)
         for r in self.resolutions:
-            setattr(self, f"b{r}", SynthesisBlock(widths.get(r // 2, 0), widths[r], w_dim, r, channels, conv_clamp))
+            setattr(self, f"b{r}", SynthesisBlock(widths.get(r // 2, 0), widths[r], w_dim, r, channels, conv_clamp,
+                                                    up_conv))
 
     def forward(self, ws: Tensor, noise_mode: str = "const") -> Tensor:
         x = img = None
@@ -211,27 +225,32 @@ class Recoder(nn.Module):
 
 class Generator(nn.Module):
     def __init__(self, z_dim: int, w_dim: int, resolution: int, channels: int, map_layers: int,
-                 widths: dict[int, int], conv_clamp: float | None = None):
+                 widths: dict[int, int], conv_clamp: float | None = None, up_conv: str = "fir_first"):
         super().__init__()
         self.mapping = Mapping(z_dim, w_dim, map_layers)
-        self.synthesis = Synthesis(w_dim, resolution, channels, widths, conv_clamp)
+        self.synthesis = Synthesis(w_dim, resolution, channels, widths, conv_clamp, up_conv)
 
 
 class StyleGAN(zoo.ZooModel):
     """``recoder_width=0`` leaves out the W recoder (no ``encode``) and ``discriminator=False`` the discriminator (no
     training): what a converted official generator has. ``conv_clamp`` is NVlabs' activation clamp (256 in their
-    FFHQ configs; None here)."""
+    FFHQ configs; None here). ``up_conv`` picks the up-sampling conv: "nvlabs" (transposed conv, then FIR: the
+    official arithmetic, used by converted weights) or "fir_first" (FIR up-sampling, then the 3×3 conv: the same
+    operator up to a flip of the kernel and the border, which our shipped faces64 weights were trained with)."""
 
     def __init__(self, z_dim: int = 128, w_dim: int = 128, resolution: int = 32, channels: int = 3,
                  map_layers: int = 2, channel_base: int = 2048, channel_max: int = 128, recoder_width: int = 64,
                  r1_gamma: float = 0.05, lr: float = 0.0025, disc_lr: float = 2e-4, recoder_lr: float = 1e-3,
-                 dataset: str | None = "faces64", discriminator: bool = True, conv_clamp: float | None = None):
+                 dataset: str | None = "faces64", discriminator: bool = True, conv_clamp: float | None = None,
+                 up_conv: str = "fir_first"):
         super().__init__()
+        if up_conv not in UP_CONVS:
+            raise zoo.ZooError(f"up_conv must be one of {', '.join(UP_CONVS)}, got {up_conv!r}")
         widths = channel_widths(resolution, channel_base, channel_max)
         self.image_spec = zoo.ImageSpec(channels, (resolution, resolution), dataset=dataset, native_range=(-1.0, 1.0))
         self.latent_spec = zoo.LatentSpec((w_dim,), space="w", prior=None, interpolation="lerp")
         self.prior_spec = zoo.LatentSpec((z_dim,), space="z", prior="normal", interpolation="slerp")
-        self.generator = Generator(z_dim, w_dim, resolution, channels, map_layers, widths, conv_clamp)
+        self.generator = Generator(z_dim, w_dim, resolution, channels, map_layers, widths, conv_clamp, up_conv)
         self.discriminator = Discriminator(channels, resolution, widths) if discriminator else None
         self.recoder = Recoder(channels, resolution, w_dim, recoder_width) if recoder_width > 0 else None
         self.components = tuple(c for c in ("generator", "discriminator", "recoder") if getattr(self, c) is not None)
