@@ -219,10 +219,11 @@ def test_unknown_score_and_dci_mode_are_one_line_errors():
 
 
 def test_scores_cli_on_shipped_dsprites_vae(cli):
-    result = cli("scores", "vae.dsprites", "--quick", "--only", "sap,modularity,unsupervised", "--json")
+    result = cli("scores", "vae.dsprites", "--quick", "--only", "sap,modularity,unsupervised,mig_chen", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert set(out["scores"]) == {"sap", "modularity", "unsupervised"}
+    assert set(out["scores"]) == {"sap", "modularity", "unsupervised", "mig_chen"}
+    assert 0.0 <= out["summary"]["mig_chen"] <= 1.0
     assert 0.0 <= out["scores"]["sap"]["SAP_score"] <= 1.0
     assert 0.5 <= out["scores"]["modularity"]["explicitness_score_test"] <= 1.0
     bad = cli("scores", "vae.dsprites", "--only", "irs")
