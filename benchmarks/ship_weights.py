@@ -55,7 +55,7 @@ def measure(model, name: str) -> tuple[dict, list[str]]:
         numbers["recoder I-MSE (1000 generated samples)"] = recoder_imse(model, 1000, seed=1)
     if model.arch == "stylegan":
         from zoo.metrics.ppl import perceptual_path_length
-        from zoo_stylegan.invert import refine
+        from zoo.invert import refine_codes as refine
 
         with torch.enable_grad():
             w = refine(model, xm[:100], steps=200)

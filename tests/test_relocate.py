@@ -153,3 +153,19 @@ def test_model_without_encoder_and_mismatched_data(tmp_path):
 
     with pytest.raises(zoo.CapabilityError, match="has no encoder \\(relocation needs it\\)"):
         relocate(DecoderOnly(), vae)
+
+
+def test_refined_targets_decode_closer_to_the_fit_images():
+    from zoo.data import get_dataset
+    from zoo.relocate.api import _correspondence, correspondence
+
+    src = zoo.create_model("vae", pretrained=False, **TINY_VAE)
+    tgt = zoo.create_model("vae", pretrained=False, **{**TINY_VAE, "latent_dim": 5})
+    pool, _ = get_dataset("faces64").sample(120, 0)
+    with torch.no_grad():
+        zs0, zt0, xt = _correspondence(src, tgt, "support", pool, 20, 0, 100, 64)
+    zs, zt = correspondence(src, tgt, "support", pool, 20, 0, refine_targets=30)
+    assert torch.equal(zs, zs0) and zt.shape == zt0.shape
+    with torch.no_grad():
+        before, after = ((tgt.decode(z) - xt).pow(2).mean().item() for z in (zt0, zt))
+    assert after < before

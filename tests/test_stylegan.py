@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 import zoo
 from zoo.testing import EncoderDecoderConformance
-from zoo_stylegan.invert import refine
+from zoo.invert import refine_codes as refine
 from zoo_stylegan.model import SynthesisLayer, upsample2d
 
 TINY = {"z_dim": 8, "w_dim": 8, "resolution": 16, "channel_base": 64, "channel_max": 16, "recoder_width": 8}

@@ -23,15 +23,18 @@ METHODS = ("linear", "ridge", "affine", "procrustes", "mlp")
 @click.option("--out", type=click.Path(file_okay=False), default="relocation", show_default=True,
               help="Folder for relocation.png.")
 @click.option("--save-map", type=click.Path(file_okay=False), default=None, help="Save the fitted map here.")
+@click.option("--refine-targets", type=click.IntRange(min=0), default=0, show_default=True, metavar="STEPS",
+              help="Refine the target codes of the fit set by STEPS of inversion (for GAN recoders).")
 @click.option("--matrix", is_flag=True, help="Run every ordered pair of the given models (the paper's Table 2).")
 @json_option
 def relocate(models: tuple[str, ...], fit: str, method: str, n_fit: int, n_test: int, data: str | None, seed: int,
-             out: str, save_map: str | None, matrix: bool, as_json: bool) -> None:
+             out: str, save_map: str | None, refine_targets: int, matrix: bool, as_json: bool) -> None:
     """Relocate the latent space of SRC into TGT (MODELS = SRC TGT, or several with --matrix)."""
     from zoo.errors import ZooError
     from zoo.relocate.api import fmt, relocate as run, relocation_matrix
 
-    kwargs = dict(fit=fit, method=method, n_fit=n_fit, n_test=n_test, data=data, seed=seed)
+    kwargs = dict(fit=fit, method=method, n_fit=n_fit, n_test=n_test, data=data, seed=seed,
+                  refine_targets=refine_targets)
     if matrix:
         if len(models) < 2:
             raise ZooError("--matrix needs at least two models")

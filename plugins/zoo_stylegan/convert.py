@@ -6,7 +6,7 @@ source of NVlabs' ``networks.py``. :mod:`zoo.safe_pickle` reads the tensors only
 parameter names (``mapping.fc0.weight``, ``synthesis.b8.conv0.affine.weight``, ``…noise_const``, ``w_avg``), so the
 state dict loads key for key; the constructor arguments (z/w size, mapping depth, resolution, channels, feature maps
 per resolution, activation clamp) are read off the tensors' shapes and the modules' attributes. Official pickles carry
-no W recoder, so converted models have no ``encode`` (invert with :func:`zoo_stylegan.invert.refine`).
+no W recoder, so converted models have no ``encode`` (invert with :func:`zoo.invert.refine_codes`).
 """
 
 from __future__ import annotations

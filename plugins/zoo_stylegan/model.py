@@ -7,7 +7,7 @@ of StyleGAN"), small enough to train on a CPU, with NVlabs' parameter names (``m
 - Synthesis: a learned 4×4 constant, per block an up-sampling modulated/demodulated 3×3 conv and a plain one, each
   with per-pixel noise (a fixed ``noise_const`` buffer when decoding, so decoding is deterministic), bias and lrelu·√2;
   ToRGB 1×1 modulated convs (no demodulation) summed through FIR-[1,3,3,1]-up-sampled skips.
-- W recoder: a conv encoder trained on generated samples to predict w (``encode``); ``zoo_stylegan.invert.refine``
+- W recoder: a conv encoder trained on generated samples to predict w (``encode``); ``zoo.invert.refine_codes``
   optimises w further for a pixel loss.
 - Discriminator (training only): conv blocks with average-pool down-sampling and a minibatch-stddev feature.
 Training: non-saturating logistic loss, lazy R1 every 16 steps, Adam(β = (0, 0.99)) — the generator at NVlabs' lr
@@ -273,7 +273,7 @@ class StyleGAN(zoo.ZooModel):
     def encode(self, x: Tensor) -> Tensor:
         if self.recoder is None:
             raise zoo.CapabilityError(f"{self.display_name} has no encoder (no W recoder: converted weights carry "
-                                      f"none); invert images with zoo_stylegan.invert.refine from a w you choose")
+                                      f"none); invert images with zoo.invert.refine_codes from a w you choose")
         return self.recoder(x)
 
     def has(self, capability: str) -> bool:
