@@ -89,3 +89,21 @@ def test_two_processes_end_with_identical_weights(toy_plugin, tmp_path):
     assert prov["world_size"] == 2 and len(prov["rank_state_sha256"]) == 2
     assert prov["rank_state_sha256"][0] == prov["rank_state_sha256"][1]
     assert prov["command"].startswith("torchrun --nproc_per_node=2 --no-python zoo train toyae")
+
+
+def test_init_fine_tunes_from_weights_and_only_the_recoder_learns_in_its_phase(tmp_path):
+    """`--init` starts from saved weights; StyleGAN's `train_parts="recoder"` phase leaves the generator untouched."""
+    import torch
+
+    args = {"z_dim": 8, "w_dim": 8, "resolution": 16, "channel_base": 64, "channel_max": 16, "recoder_width": 8}
+    base = train("stylegan", "faces64", steps=2, out=tmp_path / "base", batch_size=4, model_args=args)
+    tuned = train("stylegan", "faces64", steps=3, out=tmp_path / "tuned", batch_size=4,
+                  model_args={**args, "train_parts": "recoder", "recoder_pixel_weight": 5.0},
+                  init=f"local-dir:{tmp_path / 'base' / 'weights'}")
+    for k, v in base.generator.state_dict().items():
+        assert torch.equal(v, tuned.generator.state_dict()[k]), k
+    assert any(not torch.equal(v, tuned.recoder.state_dict()[k]) for k, v in base.recoder.state_dict().items())
+    config = json.loads((tmp_path / "tuned" / "weights" / "config.json").read_text())
+    assert "--init local-dir:" in config["provenance"]["command"]
+    with pytest.raises(zoo.ZooError, match="is a 'stylegan' model; this run trains 'vae'"):
+        train("vae", "faces64", steps=1, out=tmp_path / "bad", init=f"local-dir:{tmp_path / 'base' / 'weights'}")

@@ -56,6 +56,7 @@ class TrainConfig:
     model_args: dict[str, Any] = field(default_factory=dict)
     data_args: dict[str, Any] = field(default_factory=dict)
     world_size: int = 1
+    init: str | None = None  # weights the run starts from (fine-tuning), as a model name
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
@@ -174,11 +175,13 @@ def train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed
           lr: float | None = None, model_args: Mapping[str, Any] | None = None,
           data_args: Mapping[str, Any] | None = None, resume: bool = False, checkpoint_every: int = 500,
           log_every: int = 25, tag: str | None = None, device: str = "cpu", command: str | None = None,
-          stop_after: int | None = None) -> ZooModel:
+          stop_after: int | None = None, init: str | None = None) -> ZooModel:
     """Train ``arch`` on dataset ``data`` for ``steps`` steps; write ``out/weights`` (zoo layout) and return the model.
 
     ``out/checkpoint`` is rewritten atomically every ``checkpoint_every`` steps; ``resume=True`` continues from it.
     ``stop_after`` ends this invocation early (after a checkpoint) — for tests and time-boxed sessions.
+    ``init`` names weights (``ARCH.TAG``, ``local-dir:PATH``, ``hf-hub:…``) to start from instead of a random
+    initialisation: fine-tuning, e.g. a second training phase with other model arguments.
     """
     from zoo.data import get_dataset
 
@@ -191,8 +194,11 @@ def train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed
     arch = entry.spec.arch
     dataset = get_dataset(data, **dict(data_args or {}))
     cfg = TrainConfig(arch, data, steps, seed, batch_size, lr, _fill_data_args(arch, model_args or {}, data, dataset),
-                      dict(data_args or {}), world.world)
-    model = zoo.build_model(arch, cfg.model_args, seed=seed).to(dev).train()
+                      dict(data_args or {}), world.world, init)
+    model = zoo.build_model(arch, cfg.model_args, seed=seed)
+    if init is not None:
+        _load_init(model, init)
+    model = model.to(dev).train()
     if not model.has("train"):
         raise ZooError(f"{arch} has no training step; it cannot be trained with `zoo train`")
     if model.image_spec.channels != dataset.image_spec.channels:
@@ -299,11 +305,24 @@ def _command(cfg: TrainConfig, out: Path, tag: str | None, checkpoint_every: int
         parts += ["--arg", f"{k}={json.dumps(v)}"]
     for k, v in sorted(cfg.data_args.items()):
         parts += ["--data-arg", f"{k}={json.dumps(v)}"]
+    if cfg.init:
+        parts += ["--init", cfg.init]
     if tag:
         parts += ["--tag", tag]
     parts += ["--out", str(out)]
     launcher = ["torchrun", f"--nproc_per_node={cfg.world_size}", "--no-python"] if cfg.world_size > 1 else []
     return shlex.join(launcher + parts)
+
+
+def _load_init(model: ZooModel, init: str) -> None:
+    start = zoo.create_model(init)
+    if start.arch != model.arch:
+        raise ZooError(f"--init {init} is a {start.arch!r} model; this run trains {model.arch!r}")
+    try:
+        model.load_state_dict(start.state_dict(), strict=True)
+    except RuntimeError as exc:
+        raise ZooError(f"--init {init} does not fit the model of this run (same --arg sizes?): "
+                       f"{str(exc).splitlines()[0]}") from None
 
 
 class _NonFinite(Exception):

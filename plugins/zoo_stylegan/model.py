@@ -242,8 +242,10 @@ class StyleGAN(zoo.ZooModel):
                  map_layers: int = 2, channel_base: int = 2048, channel_max: int = 128, recoder_width: int = 64,
                  r1_gamma: float = 0.05, lr: float = 0.0025, disc_lr: float = 2e-4, recoder_lr: float = 1e-3,
                  dataset: str | None = "faces64", discriminator: bool = True, conv_clamp: float | None = None,
-                 up_conv: str = "fir_first"):
+                 up_conv: str = "fir_first", train_parts: str = "all", recoder_pixel_weight: float = 0.0):
         super().__init__()
+        if train_parts not in ("all", "recoder"):
+            raise zoo.ZooError(f"train_parts must be all or recoder, got {train_parts!r}")
         if up_conv not in UP_CONVS:
             raise zoo.ZooError(f"up_conv must be one of {', '.join(UP_CONVS)}, got {up_conv!r}")
         widths = channel_widths(resolution, channel_base, channel_max)
@@ -255,6 +257,7 @@ class StyleGAN(zoo.ZooModel):
         self.recoder = Recoder(channels, resolution, w_dim, recoder_width) if recoder_width > 0 else None
         self.components = tuple(c for c in ("generator", "discriminator", "recoder") if getattr(self, c) is not None)
         self.r1_gamma, self.lr, self.disc_lr, self.recoder_lr = r1_gamma, lr, disc_lr, recoder_lr
+        self.train_parts, self.recoder_pixel_weight = train_parts, recoder_pixel_weight
 
     # --- zoo protocol: W is the latent space, Z the prior space ----------------------------------------------
     def map_prior(self, z: Tensor) -> Tensor:
@@ -285,6 +288,9 @@ class StyleGAN(zoo.ZooModel):
 
     # --- training ------------------------------------------------------------------------------------------
     def configure_optimizers(self, lr: float | None = None) -> dict[str, torch.optim.Optimizer]:
+        if self.train_parts == "recoder":  # a second phase: the generator is fixed, only the recoder learns
+            self.generator.requires_grad_(False)
+            return {"recoder": torch.optim.Adam(self.recoder.parameters(), lr=lr or self.recoder_lr)}
         lr = lr or self.lr
         c = 16 / 17  # lazy R1 every 16 steps: NVlabs' correction of lr and betas
         return {"gen": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=(0.0, 0.99)),
@@ -296,7 +302,26 @@ class StyleGAN(zoo.ZooModel):
         ws = w.unsqueeze(1).expand(-1, self.generator.synthesis.num_ws, -1)
         return w, (self.generator.synthesis(ws, "random") + 1) / 2
 
+    def recoder_step(self, x: Tensor, update) -> dict[str, float]:
+        """The recoder's update: regress w of generated images, plus (``recoder_pixel_weight`` > 0) reconstruct the
+        real batch ``x`` through the generator — the in-domain encoder objective of Zhu et al. 2020 (pixel term
+        only), which teaches it to invert real images rather than only generated ones."""
+        with torch.no_grad():  # const noise, as decode
+            w = self.generator.mapping(torch.randn(x.shape[0], *self.prior_spec.shape, device=x.device))
+            xw = self.decode(w)
+        w_mse = (self.recoder(xw) - w).square().mean()
+        logs = {"recoder_mse": float(w_mse.detach())}
+        loss = w_mse
+        if self.recoder_pixel_weight > 0:
+            pixel = (self.decode(self.recoder(x)) - x).square().mean()
+            loss = loss + self.recoder_pixel_weight * pixel
+            logs["recoder_pixel_mse"] = float(pixel.detach())
+        update("recoder", loss)
+        return logs
+
     def train_step(self, x: Tensor, step: int, update) -> dict[str, float]:
+        if self.train_parts == "recoder":
+            return self.recoder_step(x, update)
         n = x.shape[0]
         _, fake = self._fake(n, x.device, track=True)
         g_loss = F.softplus(-self.discriminator(fake)).mean()
@@ -310,10 +335,4 @@ class StyleGAN(zoo.ZooModel):
             d_loss = d_loss + r1 * (self.r1_gamma / 2) * 16
             logs["r1"] = float(r1.detach())
         update("disc", d_loss)
-        with torch.no_grad():  # the W recoder learns to invert the current generator (const noise, as decode)
-            w = self.generator.mapping(torch.randn(n, *self.prior_spec.shape, device=x.device))
-            xw = self.decode(w)
-        r_loss = (self.recoder(xw) - w).square().mean()
-        update("recoder", r_loss)
-        logs["recoder_mse"] = float(r_loss.detach())
-        return logs
+        return {**logs, **self.recoder_step(x, update)}  # the recoder learns to invert the current generator
