@@ -1,4 +1,5 @@
-"""Progress bars for long work: rich, on stderr, silent when stderr is not a terminal or ZOO_NO_PROGRESS is set."""
+"""Progress for long work on stderr: rich bars on a terminal, plain ``log_line``s in a log file, nothing under
+ZOO_NO_PROGRESS."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ err_console = Console(stderr=True)
 
 def enabled() -> bool:
     return err_console.is_terminal and not os.environ.get("ZOO_NO_PROGRESS")
+
+
+def log_line(message: str) -> None:
+    """A plain progress line where no bar shows (stderr redirected to a log file); silent under ZOO_NO_PROGRESS."""
+    if not err_console.is_terminal and not os.environ.get("ZOO_NO_PROGRESS"):
+        err_console.print(message, highlight=False, soft_wrap=True)
 
 
 @contextmanager

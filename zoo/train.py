@@ -36,7 +36,7 @@ from zoo import registry
 from zoo._util import atomic_folder, import_object
 from zoo.errors import TrainingError, ZooError
 from zoo.image import adapt
-from zoo.progress import err_console, progress_bar
+from zoo.progress import err_console, log_line, progress_bar
 from zoo.protocol import ZooModel
 
 CHECKPOINT = "checkpoint"
@@ -267,6 +267,9 @@ def train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed
             bar.advance(bar.task_ids[0])
             if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
                 checkpoint(step + 1)
+                losses = [f"{k}={v:.4g}" for k, v in (history[-1] if history else {}).items() if k != "step"]
+                seconds = elapsed + time.perf_counter() - t0
+                log_line(" ".join([f"step {step + 1}/{steps}", *losses, f"({seconds:.0f} s, checkpoint saved)"]))
     if end < steps:
         checkpoint(end)
         world.close()
@@ -289,7 +292,7 @@ def train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed
         zoo.save_pretrained(model, out / WEIGHTS, tag=tag or data, provenance=provenance, dataset=data)
         (out / "history.json").write_text(json.dumps(history, indent=1))
         err_console.print(f"weights written to {out / WEIGHTS} ({wall:.0f} s); load with "
-                          f"zoo.create_model('local-dir:{out / WEIGHTS}')", highlight=False)
+                          f"zoo.create_model('local-dir:{out / WEIGHTS}')", highlight=False, soft_wrap=True)
     world.close()
     model.weights_source = f"local-dir:{out / WEIGHTS}"
     return model

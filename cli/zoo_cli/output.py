@@ -9,7 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-err_console = Console(stderr=True)
+from zoo.progress import err_console
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 
 
@@ -18,7 +19,7 @@ def emit_json(obj: Any) -> None:
 
 
 def info(message: str) -> None:
-    err_console.print(message, highlight=False)
+    err_console.print(message, highlight=False, soft_wrap=True)  # one line per message in a log file
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
