@@ -75,18 +75,30 @@ def measure(model, name: str) -> tuple[dict, list[str]]:
     return numbers, pngs
 
 
+def phases(provenance: dict) -> list[dict]:
+    """The training runs behind some weights, first run first (``zoo train --init`` records the earlier ones)."""
+    runs = []
+    while provenance:
+        runs.insert(0, provenance)
+        provenance = (provenance.get("init") or {}).get("provenance")
+    return runs
+
+
 def card(name: str, config: dict, numbers: dict, pngs: list[str]) -> str:
-    prov = config["provenance"]
+    prov, runs = config["provenance"], phases(config["provenance"])
+    took = " + ".join(f"{r['wall_time_s']:.0f} s ({r.get('machine', '?')})" for r in runs)
     lines = [f"# {name}", "", f"Architecture `{config['architecture']}`, trained on `{config['dataset']}` by zoo's "
-             f"training engine on a CPU ({prov.get('machine', '?')}) in {prov['wall_time_s']:.0f} s.", "",
-             "Reproduce:", "", "```bash", prov["command"], f"python benchmarks/ship_weights.py {prov['command'].split('--out ')[-1]}/weights",
+             f"training engine on a CPU in {took if len(runs) == 1 else f'{len(runs)} runs: {took}'}.", "",
+             "Reproduce:", "", "```bash", *(r["command"] for r in runs),
+             f"python benchmarks/ship_weights.py {prov['command'].split('--out ')[-1]}/weights",
              "```", "", "| quantity | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.5g} |" for k, v in numbers.items()]
     lines += ["", "Final training losses (mean of the last logging window): " +
               ", ".join(f"{k} {v:.4g}" for k, v in prov["final_losses"].items()), "",
               "Model arguments: `" + json.dumps(config["model_args"]) + "`", ""]
     lines += [f"![{Path(p).stem}](../../../../docs/models/{Path(p).name})" for p in pngs]
-    lines += ["", "These are small models trained for minutes on a CPU: they show the method, not the state of the art."]
+    lines += ["", "These are small models trained for minutes on a CPU: they show the method, not the state of the "
+              "art."]
     return "\n".join(lines) + "\n"
 
 

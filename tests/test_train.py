@@ -105,5 +105,8 @@ def test_init_fine_tunes_from_weights_and_only_the_recoder_learns_in_its_phase(t
     assert any(not torch.equal(v, tuned.recoder.state_dict()[k]) for k, v in base.recoder.state_dict().items())
     config = json.loads((tmp_path / "tuned" / "weights" / "config.json").read_text())
     assert "--init local-dir:" in config["provenance"]["command"]
+    base_config = json.loads((tmp_path / "base" / "weights" / "config.json").read_text())
+    assert config["provenance"]["init"] == {"weights": f"local-dir:{tmp_path / 'base' / 'weights'}",
+                                            "provenance": base_config["provenance"]}  # the lineage is kept
     with pytest.raises(zoo.ZooError, match="is a 'stylegan' model; this run trains 'vae'"):
         train("vae", "faces64", steps=1, out=tmp_path / "bad", init=f"local-dir:{tmp_path / 'base' / 'weights'}")

@@ -196,8 +196,7 @@ def train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed
     cfg = TrainConfig(arch, data, steps, seed, batch_size, lr, _fill_data_args(arch, model_args or {}, data, dataset),
                       dict(data_args or {}), world.world, init)
     model = zoo.build_model(arch, cfg.model_args, seed=seed)
-    if init is not None:
-        _load_init(model, init)
+    init_provenance = _load_init(model, init) if init is not None else None
     model = model.to(dev).train()
     if not model.has("train"):
         raise ZooError(f"{arch} has no training step; it cannot be trained with `zoo train`")
@@ -285,9 +284,11 @@ def train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed
         "data": data, "data_args": cfg.data_args, "steps": steps, "seed": seed, "batch_size": batch_size,
         "lr": lr, "world_size": world.world, "wall_time_s": round(wall, 1), "final_losses": final_losses,
         "rank_state_sha256": digests, "torch": torch.__version__, "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} thread{'s' * (torch.get_num_threads() > 1)}",
         "date": time.strftime("%Y-%m-%d"),
     }
+    if init is not None:  # the earlier phases, so the weights' lineage stays reproducible
+        provenance["init"] = {"weights": init, "provenance": init_provenance}
     if world.rank == 0:
         zoo.save_pretrained(model, out / WEIGHTS, tag=tag or data, provenance=provenance, dataset=data)
         (out / "history.json").write_text(json.dumps(history, indent=1))
@@ -317,7 +318,8 @@ def _command(cfg: TrainConfig, out: Path, tag: str | None, checkpoint_every: int
     return shlex.join(launcher + parts)
 
 
-def _load_init(model: ZooModel, init: str) -> None:
+def _load_init(model: ZooModel, init: str) -> dict[str, Any] | None:
+    """Copy the weights named ``init`` into ``model``; returns their provenance."""
     start = zoo.create_model(init)
     if start.arch != model.arch:
         raise ZooError(f"--init {init} is a {start.arch!r} model; this run trains {model.arch!r}")
@@ -326,6 +328,7 @@ def _load_init(model: ZooModel, init: str) -> None:
     except RuntimeError as exc:
         raise ZooError(f"--init {init} does not fit the model of this run (same --arg sizes?): "
                        f"{str(exc).splitlines()[0]}") from None
+    return (start.weights_config or {}).get("provenance")
 
 
 class _NonFinite(Exception):
