@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from zoo import hub, registry
+from zoo import hf_hub, hub, registry
 from zoo._util import import_object
 from zoo.errors import WeightsError, ZooError
 from zoo.protocol import ZooModel
@@ -57,8 +57,8 @@ def weights_folder(name: str, *, cache_dir: str | os.PathLike[str] | None = None
     if name.startswith("local-dir:"):
         return Path(name[len("local-dir:"):]).expanduser(), name, {}
     if name.startswith("hf-hub:"):
-        repo, rev = hub.parse_hf_ref(name[len("hf-hub:"):])
-        return hub.hub_download(repo, rev, cache_dir=cache_dir, offline=offline), name, {}
+        repo, rev = hf_hub.parse_hf_ref(name[len("hf-hub:"):])
+        return hf_hub.hub_download(repo, rev, cache_dir=cache_dir, offline=offline), name, {}
     resolved = registry.resolve_model(name)
     w = resolved.weights
     if w is None or not w.available:
@@ -66,7 +66,7 @@ def weights_folder(name: str, *, cache_dir: str | os.PathLike[str] | None = None
                            f"or build it untrained with pretrained=False")
     if w.embedded:
         return hub.embedded_folder(w.embedded), f"embedded:{w.embedded}", w.sha256
-    return (hub.hub_download(w.hf_repo, w.hf_revision, cache_dir=cache_dir, offline=offline),
+    return (hf_hub.hub_download(w.hf_repo, w.hf_revision, cache_dir=cache_dir, offline=offline),
             f"hf-hub:{w.hf_repo}@{w.hf_revision}", w.sha256)
 
 
