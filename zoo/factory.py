@@ -81,7 +81,6 @@ def create_model(name: str, *, pretrained: bool = True, device: str | torch.devi
     >>> m = zoo.create_model("hf-hub:zoo-models/vae.dsprites@<40-hex sha>")
     >>> untrained = zoo.create_model("betavae", pretrained=False, latent_dim=6)
     """
-    offline = offline if offline is not None else os.environ.get("ZOO_OFFLINE", "") not in ("", "0")
     if not pretrained:
         if ":" in name:
             raise ZooError(f"pretrained=False needs an architecture name, not a weights source ({name!r})")
@@ -99,7 +98,7 @@ def create_model(name: str, *, pretrained: bool = True, device: str | torch.devi
 
 def pull(name: str, *, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
     """Fill the Hub cache with the weights of ``name`` (or tell that they ship inside the package)."""
-    return weights_folder(name, cache_dir=cache_dir, offline=False)[:2]
+    return weights_folder(name, cache_dir=cache_dir)[:2]
 
 
 def convert(fmt: str, src: str | os.PathLike[str], out: str | os.PathLike[str], **options: Any) -> Path:

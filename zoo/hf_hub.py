@@ -52,7 +52,7 @@ def parse_hf_ref(ref: str) -> tuple[str, str | None]:
 
 
 def hub_download(repo: str, revision: str | None, *, cache_dir: str | os.PathLike[str] | None = None,
-                 offline: bool = False) -> Path:
+                 offline: bool | None = None) -> Path:
     """The snapshot folder of ``repo@revision`` in the Hub cache, downloading it unless ``offline``.
 
     With a full 40-hex revision already cached, huggingface_hub returns it without any network request."""
@@ -62,6 +62,7 @@ def hub_download(repo: str, revision: str | None, *, cache_dir: str | os.PathLik
 
     from zoo import __version__
 
+    offline = offline if offline is not None else os.environ.get("ZOO_OFFLINE", "") not in ("", "0")
     where = f"hf-hub:{repo}" + (f"@{revision}" if revision else "")
     if revision and COMMIT_RE.match(revision) and not offline:
         # A pinned commit never changes: serve it from the cache without asking the Hub (snapshot_download would
