@@ -51,9 +51,11 @@ def load_pretrained(folder: str | os.PathLike[str], *, source: str | None = None
     return model.to(device).eval()
 
 
-def weights_folder(name: str, *, cache_dir: str | os.PathLike[str] | None = None, offline: bool = False
+def weights_folder(name: str, *, cache_dir: str | os.PathLike[str] | None = None, offline: bool | None = None
                    ) -> tuple[Path, str, Mapping[str, str]]:
-    """Where the weights of ``name`` live on disk: (folder, source description, expected sha256 per file)."""
+    """Where the weights of ``name`` live on disk: (folder, source description, expected sha256 per file).
+
+    ``offline=None`` follows the environment (``HF_HUB_OFFLINE``); see :func:`zoo.hf_hub.hub_download`."""
     if name.startswith("local-dir:"):
         return Path(name[len("local-dir:"):]).expanduser(), name, {}
     if name.startswith("hf-hub:"):
