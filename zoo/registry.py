@@ -1,7 +1,8 @@
 """Name → spec tables, built on first use from every plugin's ``zoo_register_*`` hook.
 
-Each plugin's hook is called on its own so every entry records who registered it. Model names are
-``ARCH[.TAG]`` (timm): a bare ``ARCH`` means its default weights, aliases map to ``ARCH`` or ``ARCH.TAG``.
+Each plugin's hook is called on its own so every entry records who registered it, and a broken plugin loses only
+its own registrations. Model names are ``ARCH[.TAG]`` (timm): a bare ``ARCH`` means its default weights, aliases map
+to ``ARCH`` or ``ARCH.TAG``.
 """
 
 from __future__ import annotations
@@ -38,29 +39,25 @@ class Registry(Generic[T]):
         return [getattr(spec, self.key), *getattr(spec, "aliases", ())]
 
     def _build(self) -> dict[str, Entry[T]]:
+        """Each plugin's hook is called on its own; a plugin that raises, registers something that is not a
+        ``spec_type`` or claims a taken name loses its registrations here and is marked broken (see
+        :meth:`zoo.plugins.ZooPluginManager.gather`); the others stand."""
+
+        def hook_args(plugin: str, specs: list[Any]) -> dict[str, Any]:
+            def register(spec: Any) -> None:
+                if not isinstance(spec, self.spec_type):
+                    raise RegistrationError(f"registered a {type(spec).__name__} where a "
+                                            f"{self.spec_type.__name__} was expected")
+                specs.append(spec)
+
+            return {"register": register}
+
         entries: dict[str, Entry[T]] = {}
         aliases: dict[str, str] = {}
-        owner: dict[str, str] = {}  # every name or alias → plugin
-        pm = get_plugin_manager()
-        for impl in getattr(pm.hook, self.hook).get_hookimpls():
-
-            def register(spec: Any, _plugin: str = impl.plugin_name) -> None:
-                if not isinstance(spec, self.spec_type):
-                    raise RegistrationError(
-                        f"plugin {_plugin!r} registered a {type(spec).__name__} where a "
-                        f"{self.spec_type.__name__} was expected")
-                for n in self._names_of(spec):
-                    if n in owner:
-                        raise RegistrationError(
-                            f"{self.kind} name {n!r} is registered by both plugin {owner[n]!r} and plugin "
-                            f"{_plugin!r}; uninstall one or set ZOO_DISABLE_PLUGINS={_plugin}")
-                    owner[n] = _plugin
-                primary = getattr(spec, self.key)
-                entries[primary] = Entry(spec, _plugin)
-                for a in getattr(spec, "aliases", ()):
-                    aliases[a] = primary
-
-            impl.function(register=register)
+        for plugin, spec in get_plugin_manager().gather(self.hook, self.kind, hook_args, self._names_of):
+            primary = getattr(spec, self.key)
+            entries[primary] = Entry(spec, plugin)
+            aliases.update(dict.fromkeys(getattr(spec, "aliases", ()), primary))
         self._aliases = aliases
         return entries
 

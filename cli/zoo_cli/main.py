@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import sys
+from types import MappingProxyType
 from typing import Any
 
 import click
 
 import zoo
 from zoo import registry
-from zoo.errors import ZooError
+from zoo.errors import RegistrationError, ZooError
 from zoo_cli.output import emit_json, info, json_option, print_table
 
 
 class ZooGroup(click.Group):
-    """Turns a :class:`zoo.ZooError` into one line on stderr and a non-zero exit, never a traceback."""
+    """Turns a :class:`zoo.ZooError` into one line on stderr and a non-zero exit, never a traceback; then warns, one
+    line each, of the broken plugins found on the way (``zoo plugins`` shows them itself)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -25,6 +27,33 @@ class ZooGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        finally:
+            if ctx.invoked_subcommand not in (None, "plugins"):
+                for record in zoo.list_plugins():
+                    if record.error:
+                        click.echo(f"warning: plugin {record.name!r} is broken ({record.error}); see `zoo plugins`",
+                                   err=True)
+
+
+class PluginCommands:
+    """What a plugin's ``zoo_register_commands(cli)`` gets: it reads like the root group, but only collects the
+    plugin's commands, so that :func:`make_cli` can refuse a name already taken (a plugin never replaces a built-in
+    command) and attach all of a plugin's commands or none."""
+
+    command = click.Group.command  # both end in self.add_command
+    group = click.Group.group
+
+    def __init__(self, root: click.Group, added: list[tuple[str, click.Command]]) -> None:
+        self._root, self._added = root, added
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not isinstance(cmd, click.Command):
+            raise RegistrationError(f"added a {type(cmd).__name__} where a click command was expected")
+        self._added.append((name or cmd.name, cmd))
+
+    def __getattr__(self, attr: str) -> Any:
+        value = getattr(self._root, attr)
+        return MappingProxyType(value) if attr == "commands" else value  # read-only: add_command is the way in
 
 
 def _weights_where(spec: zoo.ModelSpec, tag: str | None) -> str:
@@ -68,30 +97,28 @@ def list_cmd(pattern: str | None, as_json: bool) -> None:
 @json_option
 def info_cmd(name: str, as_json: bool) -> None:
     """Show a model's specs, capabilities and weights source."""
-    from zoo import factory, hub
+    from zoo import factory
 
+    # The weights are loaded, not just their config read: corrupt or tampered weights fail here, in one line.
     if ":" in name:
-        folder, source, _ = factory.weights_folder(name)
-        config = hub.read_config(folder)
-        arch, plugin, spec = config["architecture"], None, registry.models.get(config["architecture"]).spec
+        model = factory.create_model(name)
     else:
         resolved = registry.resolve_model(name)
-        spec, arch, plugin = resolved.spec, resolved.spec.arch, resolved.plugin
-        config, source = None, "no weights (train with `zoo train`)"
-        if resolved.weights is not None and resolved.weights.available:
-            folder, source, _ = factory.weights_folder(name)
-            config = hub.read_config(folder)
+        model = factory.create_model(name, pretrained=resolved.weights is not None and resolved.weights.available)
         name = resolved.name
-    model = factory.build_model(arch, (config or {}).get("model_args"))
+    entry = registry.models.get(model.arch)
+    config, spec = model.weights_config or {}, entry.spec
     out = {
-        "name": name, "arch": arch, "plugin": plugin, "description": spec.description, "paper": spec.paper,
-        "aliases": list(spec.aliases), "tags": [w.tag for w in spec.weights], "weights": source,
+        "name": name, "arch": model.arch, "plugin": entry.plugin, "description": spec.description,
+        "paper": spec.paper, "aliases": list(spec.aliases), "tags": [w.tag for w in spec.weights],
+        "weights": model.weights_source or "no weights (train with `zoo train`)",
         "capabilities": sorted(model.capabilities()),
         "image": model.image_spec.to_dict(), "latent": model.latent_spec.to_dict(),
         "prior": model.prior_spec.to_dict() if model.prior_spec else None,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "model_args": (config or {}).get("model_args", model.model_args),
-        "provenance": (config or {}).get("provenance"),
+        "buffers": sum(b.numel() for b in model.buffers()),  # e.g. running statistics, fixed projections
+        "model_args": config.get("model_args", model.model_args),
+        "provenance": config.get("provenance"),
     }
     if as_json:
         return emit_json(out)
@@ -104,11 +131,11 @@ def info_cmd(name: str, as_json: bool) -> None:
 @json_option
 def plugins(as_json: bool) -> None:
     """List loaded plugins: distribution, version, hooks, what they register, and errors."""
-    records = [r.to_dict() for r in zoo.list_plugins()]
     registered: dict[str, list[str]] = {}
-    for table in registry.ALL:
+    for table in registry.ALL:  # building the tables first finds the plugins whose registrations fail
         for name, entry in table.entries.items():
             registered.setdefault(entry.plugin, []).append(f"{table.kind}:{name}")
+    records = [r.to_dict() for r in zoo.list_plugins()]
     for r in records:
         r["registers"] = registered.get(r["name"], [])
     if as_json:
@@ -141,11 +168,13 @@ def make_cli() -> click.Group:
 
     for cmd in (list_cmd, info_cmd, plugins, pull):
         cli.add_command(cmd, "info" if cmd is info_cmd else None)
-    try:
-        zoo.get_plugin_manager().hook.zoo_register_commands(cli=cli)
-    except ZooError as exc:  # a clash between plugins is reported, not a crash
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    core = dict.fromkeys(cli.commands, "zoo's own command")
+    # A plugin whose hook raises or claims a taken name loses its commands and is marked broken; the rest stand.
+    plugin_commands = zoo.get_plugin_manager().gather(
+        "zoo_register_commands", "command", lambda plugin, added: {"cli": PluginCommands(cli, added)},
+        names_of=lambda named: [named[0]], reserved=core)
+    for _, (name, cmd) in plugin_commands:
+        cli.add_command(cmd, name)
     return cli
 
 

@@ -41,4 +41,5 @@ def print_table(columns: list[str], rows: list[list[Any]]) -> None:
         t.add_column(c, overflow="fold")
     for r in rows:
         t.add_row(*("" if v is None else str(v) for v in r))
-    Console(soft_wrap=False).print(t)
+    out = Console(soft_wrap=False)
+    (out if out.is_terminal else Console(soft_wrap=False, width=200)).print(t)  # pipes: no 80-column wrap
