@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.errors import CapabilityError, DataError, RegistrationError, UnknownName, WeightsError, ZooError
+from zoo.errors import CapabilityError, DataError, InputError, RegistrationError, UnknownName, WeightsError, ZooError
 from zoo.hookspecs import hookimpl
 from zoo.plugins import get_plugin_manager, list_plugins
 from zoo.registry import list_models, resolve_model
@@ -33,7 +33,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "CapabilityError", "DataError", "DatasetSpec", "ImageSpec", "LatentSpec", "MetricSpec", "ModelSpec",
+    "CapabilityError", "DataError", "DatasetSpec", "InputError", "ImageSpec", "LatentSpec", "MetricSpec", "ModelSpec",
     "RegistrationError", "ToolSpec", "UnknownName", "WeightsCfg", "WeightsError", "ZooError", "get_plugin_manager",
     "hookimpl", "list_models", "list_plugins", "resolve_model", *_LAZY,
 ]

@@ -28,6 +28,10 @@ class CapabilityError(ZooError):
     """A tool needs something the model cannot do (e.g. encode with a GAN that has no recoder)."""
 
 
+class InputError(ZooError, ValueError):
+    """An image or latent batch handed to a model breaks the protocol (dtype, shape, range, NaN/Inf)."""
+
+
 class DataError(ZooError):
     """A dataset file is missing or has the wrong layout."""
 

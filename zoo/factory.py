@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from zoo import hf_hub, hub, registry
-from zoo._util import import_object
+from zoo._util import atomic_folder, import_object
 from zoo.errors import WeightsError, ZooError
 from zoo.protocol import ZooModel
 
@@ -24,8 +24,12 @@ def build_model(arch: str, model_args: Mapping[str, Any] | None = None, *, seed:
         torch.manual_seed(seed)
         try:
             model = factory(**args)
-        except TypeError as exc:
-            raise ZooError(f"cannot build {entry.spec.arch!r} with arguments {sorted(args)}: {exc}") from None
+        except ZooError:
+            raise
+        except (TypeError, ValueError, RuntimeError, AttributeError, KeyError) as exc:
+            # e.g. a config.json whose model_args have the wrong types: one line, not a traceback from deep inside
+            raise ZooError(f"cannot build {entry.spec.arch!r} with arguments {dict(args)}: "
+                           f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     if not isinstance(model, ZooModel):
         raise ZooError(f"factory of {entry.spec.arch!r} returned {type(model).__name__}, not a zoo.ZooModel")
     model.arch = entry.spec.arch
@@ -39,13 +43,13 @@ def load_pretrained(folder: str | os.PathLike[str], *, source: str | None = None
     """Build the architecture named in ``folder/config.json`` and strictly load its weights."""
     folder = Path(folder)
     source = source or f"local-dir:{folder}"
-    config = hub.read_config(folder)
+    config, state_dicts = hub.read_weights(folder, sha256)
     arch = config["architecture"]
     if arch not in registry.models.entries:
         raise WeightsError(f"{source} is a {arch!r} model, but no installed plugin registers {arch!r}; "
                            f"install the plugin that provides it (see `zoo plugins`)")
     model = build_model(arch, {**config.get("model_args", {}), **overrides})
-    hub.load_into(model, hub.load_state_dicts(folder, config, sha256), source)
+    hub.load_into(model, state_dicts, source)
     model.weights_source = source
     model.weights_config = config
     return model.to(device).eval()
@@ -103,9 +107,14 @@ def pull(name: str, *, cache_dir: str | os.PathLike[str] | None = None) -> tuple
     return weights_folder(name, cache_dir=cache_dir)[:2]
 
 
-def convert(fmt: str, src: str | os.PathLike[str], out: str | os.PathLike[str], **options: Any) -> Path:
+def convert(fmt: str, src: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False,
+            **options: Any) -> Path:
     """Convert foreign weights ``src`` of source format ``fmt`` (e.g. "stylegan2") into a zoo weights folder ``out``,
-    with the converter an architecture plugin registered for that format (``ModelSpec.converters``)."""
+    with the converter an architecture plugin registered for that format (``ModelSpec.converters``).
+
+    The converter writes into a fresh temporary folder that then replaces ``out`` atomically, under the same rules
+    as every zoo write (a folder holding other files is refused unless ``overwrite``; nothing of the user's is
+    deleted), whatever the plugin's converter does."""
     known = {f: (entry.spec.arch, fn) for entry in registry.models.entries.values()
              for f, fn in entry.spec.converters.items()}
     if fmt not in known:
@@ -114,4 +123,9 @@ def convert(fmt: str, src: str | os.PathLike[str], out: str | os.PathLike[str], 
     if not Path(src).is_file():
         raise ZooError(f"{src} is not a file; pass the path of the {fmt} weights to convert")
     _, fn = known[fmt]
-    return Path(import_object(fn)(Path(src), Path(out), **options))
+    with atomic_folder(out, hub.owned_files, "weights folder", overwrite=overwrite) as tmp:
+        written = Path(import_object(fn)(Path(src), tmp / "converted", **options))
+        for item in written.iterdir():
+            item.rename(tmp / item.name)
+        written.rmdir()
+    return Path(out)

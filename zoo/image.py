@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from zoo.errors import InputError
+from zoo.protocol import check_image_dtype, check_image_values
 from zoo.spec import ImageSpec
 
 
@@ -18,7 +21,24 @@ def adapt(x: Tensor, target: ImageSpec) -> Tensor:
 
     Channels: grey → RGB repeats, RGB → grey takes the ITU-R 601 luma. Size: centre-crop to the target's aspect
     ratio, then area-downsample (or bilinear-upsample), so no model sees aliasing another model did not train on.
+    The input is checked as a model checks it (float, finite, in [0, 1] up to float error), so 0…255 or −1…1 images
+    fail with one line instead of being clamped into nonsense; the output is clamped to exactly [0, 1], so the float
+    error of resampling never trips a model's check.
     """
+    where = "zoo.image.adapt()"
+    check_image_dtype(x, where)
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise InputError(f"{where}: expected a batch of images (N, C, H, W) with 1 or 3 channels, got "
+                         f"({', '.join(map(str, x.shape))})")
+    value_range = check_image_values(x, where)  # None where values cannot be read (torch.compile, vmap)
+    untouched = x.shape[1] == target.channels and tuple(x.shape[-2:]) == target.size
+    x = _resample(x, target)
+    # clamp away the float error of the luma weights and of resampling, and input within tolerance of [0, 1]
+    exact = untouched and value_range is not None and value_range[0] >= 0 and value_range[1] <= 1
+    return x if exact else x.clamp(0, 1)
+
+
+def _resample(x: Tensor, target: ImageSpec) -> Tensor:
     if x.shape[1] != target.channels:
         if target.channels == 3:
             x = x.expand(-1, 3, -1, -1)
@@ -35,7 +55,7 @@ def adapt(x: Tensor, target: ImageSpec) -> Tensor:
         h, w = ch, cw
     mode = "area" if th <= h else "bilinear"
     kwargs = {} if mode == "area" else {"align_corners": False}
-    return F.interpolate(x, size=(th, tw), mode=mode, **kwargs).clamp(0, 1)
+    return F.interpolate(x, size=(th, tw), mode=mode, **kwargs)
 
 
 def make_grid(images: Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> Tensor:
@@ -51,7 +71,35 @@ def make_grid(images: Tensor, nrow: int = 8, padding: int = 2, pad_value: float 
     return grid
 
 
-def save_image(image: Tensor, path: str | os.PathLike[str], scale: int = 1) -> Path:
+PNG_SOFTWARE = "latent-zoo"
+
+
+def written_by_zoo(path: Path) -> bool:
+    """Whether the PNG at ``path`` carries zoo's mark (so a later run may replace it)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.format == "PNG" and img.text.get("Software") == PNG_SOFTWARE
+    except (OSError, UnidentifiedImageError, SyntaxError):
+        return False
+
+
+def save_png(img: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write a PIL image as a PNG marked as zoo's, atomically; an existing file is replaced only if zoo wrote it
+    (or with ``overwrite``)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    from zoo._util import atomic_file
+
+    info = PngInfo()
+    info.add_text("Software", PNG_SOFTWARE)
+    with atomic_file(path, overwrite=overwrite, owned=written_by_zoo) as tmp:
+        img.save(tmp, format="PNG", pnginfo=info)
+    return Path(path)
+
+
+def save_image(image: Tensor, path: str | os.PathLike[str], scale: int = 1, *, overwrite: bool = False) -> Path:
     """Write a CHW (or HW) [0, 1] tensor as a PNG, optionally upscaled by an integer factor (nearest)."""
     from PIL import Image
 
@@ -62,27 +110,27 @@ def save_image(image: Tensor, path: str | os.PathLike[str], scale: int = 1) -> P
         img = img.repeat_interleave(scale, -1).repeat_interleave(scale, -2)
     arr = (img * 255 + 0.5).to(torch.uint8)
     arr = arr.permute(1, 2, 0) if arr.dim() == 3 else arr
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr.numpy()).save(path)
-    return path
+    return save_png(Image.fromarray(arr.numpy()), path, overwrite=overwrite)
 
 
-def save_grid(images: Tensor, path: str | os.PathLike[str], nrow: int = 8, scale: int = 1) -> Path:
-    return save_image(make_grid(images, nrow=nrow), path, scale=scale)
+def save_grid(images: Tensor, path: str | os.PathLike[str], nrow: int = 8, scale: int = 1, *,
+              overwrite: bool = False) -> Path:
+    return save_image(make_grid(images, nrow=nrow), path, scale=scale, overwrite=overwrite)
 
 
-def save_rows(rows: Sequence[Tensor], path: str | os.PathLike[str], scale: int = 1) -> Path:
+def save_rows(rows: Sequence[Tensor], path: str | os.PathLike[str], scale: int = 1, *, overwrite: bool = False
+              ) -> Path:
     """Rows of equally many images (e.g. original / reconstruction) → one PNG, one row each.
 
-    Rows with different channel counts or sizes are adapted to the first row's."""
+    Rows with different channel counts or sizes are adapted to the first row's. Rows are often decoder outputs, which
+    the protocol does not check: a picture shows them clamped to [0, 1], NaN as black."""
     spec = ImageSpec(channels=max(r.shape[1] for r in rows), size=tuple(rows[0].shape[-2:]))
-    rows = [adapt(r.detach().float().cpu(), spec) for r in rows]
-    return save_grid(torch.cat(rows), path, nrow=rows[0].shape[0], scale=scale)
+    rows = [adapt(torch.nan_to_num(r.detach().float().cpu(), nan=0.0).clamp(0, 1), spec) for r in rows]
+    return save_grid(torch.cat(rows), path, nrow=rows[0].shape[0], scale=scale, overwrite=overwrite)
 
 
 def save_bar_chart(labels: list[str], values: list[float], path: str | os.PathLike[str], *, vmax: float = 1.0,
-                   title: str = "") -> Path:
+                   title: str = "", overwrite: bool = False) -> Path:
     """A labelled horizontal bar chart of values in [0, vmax] as a PNG (PIL's default font; no plotting library)."""
     from PIL import Image, ImageDraw, ImageFont, features
 
@@ -100,7 +148,4 @@ def save_bar_chart(labels: list[str], values: list[float], path: str | os.PathLi
         length = int(round(width * min(max(value / vmax, 0.0), 1.0)))
         draw.rectangle([left, y + 3, left + max(length, 1), y + row - 4], fill=(51, 102, 204))
         draw.text((left + length + 6, y + 4), f"{value:.3f}", fill="black", font=font)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
+    return save_png(img, path, overwrite=overwrite)

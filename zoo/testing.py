@@ -33,7 +33,7 @@ def fake_hub(cache_dir: str | os.PathLike[str], repo_id: str, files: Mapping[str
 
     ``files`` maps a path inside the repo to bytes, text, or a file on disk to copy."""
     base = Path(cache_dir) / f"models--{repo_id.replace('/', '--')}"
-    (base / "refs").mkdir(parents=True, exist_ok=True)
+    (base / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)  # refs/pr/1 nests
     (base / "refs" / ref).write_text(revision)  # no trailing newline: the hub reads it verbatim
     snapshot = base / "snapshots" / revision
     for rel, content in files.items():

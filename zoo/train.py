@@ -33,7 +33,7 @@ import torch
 
 import zoo
 from zoo import registry
-from zoo._util import atomic_folder, import_object
+from zoo._util import atomic_file, atomic_folder, check_target, clean_leftovers, import_object, run_lock
 from zoo.errors import TrainingError, ZooError
 from zoo.image import adapt
 from zoo.progress import err_console, log_line, progress_bar
@@ -41,6 +41,8 @@ from zoo.protocol import ZooModel
 
 CHECKPOINT = "checkpoint"
 WEIGHTS = "weights"
+HISTORY = "history.json"
+CHECKPOINT_FILES = {"state.json", "model.safetensors", "optimizers.safetensors"}
 
 
 @dataclass
@@ -84,10 +86,21 @@ def _fill_data_args(arch: str, model_args: Mapping[str, Any], data: str, dataset
 
 
 # --- checkpoints: tensors in safetensors, everything else in JSON; nothing is pickled ------------------------
+def checkpoint_files(folder: Path) -> set[str] | None:
+    """The files of a zoo checkpoint folder; None if ``folder`` is not one."""
+    return CHECKPOINT_FILES if (folder / "state.json").is_file() else None
+
+
+def run_files(folder: Path) -> set[str] | None:
+    """The files of a zoo run folder (``--out``): its checkpoint, weights, history and lock."""
+    present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    return {f for f in present if f in (HISTORY, ".zoo.lock") or f.split("/", 1)[0] in (CHECKPOINT, WEIGHTS)}
+
+
 def _save_checkpoint(folder: Path, model: ZooModel, opts: Mapping[str, torch.optim.Optimizer], state: dict) -> None:
     from safetensors.torch import save_file
 
-    with atomic_folder(folder) as tmp:
+    with atomic_folder(folder, checkpoint_files, "checkpoint", overwrite=True) as tmp:
         save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
         tensors, meta = {}, {}
         for name, opt in opts.items():
@@ -103,11 +116,37 @@ def _save_checkpoint(folder: Path, model: ZooModel, opts: Mapping[str, torch.opt
         (tmp / "state.json").write_text(json.dumps({**state, "optimizers": meta}, indent=1))
 
 
+def _read_state(folder: Path) -> dict:
+    try:
+        state = json.loads((folder / "state.json").read_text())
+        if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+            raise TypeError("no run configuration in state.json")
+        return state
+    except (OSError, ValueError, TypeError) as exc:
+        raise TrainingError(f"the checkpoint in {folder} is damaged ({exc}); it cannot be resumed — start a new "
+                            f"run with another --out (or --overwrite)") from None
+
+
 def _load_checkpoint(folder: Path, model: ZooModel, opts: Mapping[str, torch.optim.Optimizer]) -> dict:
+    try:
+        return _restore(folder, model, opts)
+    except TrainingError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any damage (truncated tensors, edited JSON): one line, no traceback
+        raise TrainingError(f"the checkpoint in {folder} is damaged ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}); it cannot be resumed — start a new "
+                            f"run with another --out (or --overwrite)") from None
+
+
+def _restore(folder: Path, model: ZooModel, opts: Mapping[str, torch.optim.Optimizer]) -> dict:
     from safetensors.torch import load_file
 
-    state = json.loads((folder / "state.json").read_text())
-    model.load_state_dict(load_file(folder / "model.safetensors"), strict=True)
+    state = _read_state(folder)
+    weights = load_file(folder / "model.safetensors")
+    bad = [k for k, v in weights.items() if v.is_floating_point() and bool(torch.isnan(v).any())]
+    if bad:
+        raise TrainingError(f"the checkpoint in {folder} holds NaN values in {bad[0]!r}; it cannot be resumed")
+    model.load_state_dict(weights, strict=True)
     tensors = load_file(folder / "optimizers.safetensors")
     for name, opt in opts.items():
         meta = state["optimizers"][name]
@@ -119,7 +158,10 @@ def _load_checkpoint(folder: Path, model: ZooModel, opts: Mapping[str, torch.opt
         for key, val in meta["scalars"].items():
             idx, k = key.split("/", 1)
             per_param.setdefault(int(idx), {})[k] = val
+        fresh_lrs = [g["lr"] for g in opt.param_groups]
         opt.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
+        for g, lr in zip(opt.param_groups, fresh_lrs):  # this invocation's --lr wins (resume with a lower lr)
+            g["lr"] = lr
     return state
 
 
@@ -175,14 +217,42 @@ def train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed
           lr: float | None = None, model_args: Mapping[str, Any] | None = None,
           data_args: Mapping[str, Any] | None = None, resume: bool = False, checkpoint_every: int = 500,
           log_every: int = 25, tag: str | None = None, device: str = "cpu", command: str | None = None,
-          stop_after: int | None = None, init: str | None = None) -> ZooModel:
+          stop_after: int | None = None, init: str | None = None, overwrite: bool = False) -> ZooModel:
     """Train ``arch`` on dataset ``data`` for ``steps`` steps; write ``out/weights`` (zoo layout) and return the model.
 
     ``out/checkpoint`` is rewritten atomically every ``checkpoint_every`` steps; ``resume=True`` continues from it.
     ``stop_after`` ends this invocation early (after a checkpoint) — for tests and time-boxed sessions.
     ``init`` names weights (``ARCH.TAG``, ``local-dir:PATH``, ``hf-hub:…``) to start from instead of a random
     initialisation: fine-tuning, e.g. a second training phase with other model arguments.
+    ``out`` must be new or empty (or hold this run, with ``resume``); ``overwrite=True`` trains again over an
+    earlier run there. A lock keeps a second process from writing the same ``out``.
     """
+    args = dict(locals())
+    if int(os.environ.get("RANK", "0")) != 0:  # rank 0 writes; it holds the lock for the whole group
+        return _train(**args)
+    check_run_folder(Path(out), resume=resume, overwrite=overwrite)
+    with run_lock(Path(out), "a training run"):
+        return _train(**args)
+
+
+def check_run_folder(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """A new run needs a new or empty ``out`` (or ``overwrite``); ``resume`` needs a checkpoint there."""
+    check_target(out, run_files, "run folder", overwrite=overwrite)
+    earlier = (run_files(out) or set()) - {".zoo.lock"} if out.is_dir() else set()
+    if resume:
+        if not (out / CHECKPOINT / "state.json").is_file():
+            done = " (its weights are written: the run finished)" if (out / WEIGHTS / "config.json").is_file() else ""
+            raise TrainingError(f"nothing to resume: {out / CHECKPOINT} has no checkpoint{done}; run without --resume")
+    elif earlier and not overwrite:
+        raise TrainingError(f"{out} already holds a run; pass --resume to continue it, --overwrite to train again "
+                            f"over it, or choose another --out")
+
+
+def _train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed: int = 0, batch_size: int = 64,
+          lr: float | None = None, model_args: Mapping[str, Any] | None = None,
+          data_args: Mapping[str, Any] | None = None, resume: bool = False, checkpoint_every: int = 500,
+          log_every: int = 25, tag: str | None = None, device: str = "cpu", command: str | None = None,
+          stop_after: int | None = None, init: str | None = None, overwrite: bool = False) -> ZooModel:
     from zoo.data import get_dataset
 
     if steps <= 0:
@@ -205,20 +275,24 @@ def train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed
                        f"{dataset.image_spec.channels}; pass --arg channels={dataset.image_spec.channels}")
     resize = model.image_spec.size != dataset.image_spec.size  # e.g. a 32x32 StyleGAN on 64x64 faces
     opts = model.configure_optimizers(lr)
-    start, history, elapsed = 0, [], 0.0
+    start, history, elapsed, lr_changes = 0, [], 0.0, []
     ckpt = out / CHECKPOINT
+    clean_leftovers(ckpt)
+    clean_leftovers(out / WEIGHTS)
     if resume:
-        if not (ckpt / "state.json").is_file():
-            raise TrainingError(f"nothing to resume: {ckpt} has no checkpoint; run without --resume")
-        saved = json.loads((ckpt / "state.json").read_text())
-        if saved["config"] != json.loads(json.dumps(asdict(cfg))):
-            diff = [k for k in saved["config"] if saved["config"][k] != json.loads(json.dumps(asdict(cfg)))[k]]
+        saved = _read_state(ckpt)
+        now = json.loads(json.dumps(asdict(cfg)))
+        # the learning rate may change on resume (e.g. lower it after a divergence); everything else must match
+        diff = [k for k in now if k != "lr" and saved["config"].get(k) != now[k]]
+        if diff:
             raise TrainingError(f"cannot resume {ckpt}: it was started with different {', '.join(diff)}; "
                                 f"use the same arguments or a new --out")
         state = _load_checkpoint(ckpt, model, opts)
         start, history, elapsed = state["step"], state["history"], state["elapsed_s"]
-    elif (ckpt / "state.json").is_file():
-        raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        lr_changes = list(state.get("lr_changes", []))
+        if lr is not None and lr != (lr_changes[-1]["lr"] if lr_changes else saved["config"].get("lr")):
+            lr_changes.append({"step": start, "lr": lr})
+        cfg.lr = saved["config"].get("lr")  # the run's recorded configuration stays the one it started with
 
     params = {name: [p for g in opt.param_groups for p in g["params"]] for name, opt in opts.items()}
     step = start
@@ -235,6 +309,7 @@ def train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed
     def checkpoint(at: int) -> None:
         if world.rank == 0:
             _save_checkpoint(ckpt, model, opts, {"step": at, "config": asdict(cfg), "history": history,
+                                                 "lr_changes": lr_changes,
                                                  "elapsed_s": elapsed + time.perf_counter() - t0})
 
     t0 = time.perf_counter()
@@ -251,10 +326,10 @@ def train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed
                 logs = model.train_step(x, step, update)
             except _NonFinite as exc:
                 raise TrainingError(f"loss {exc.name!r} became non-finite at step {exc.step}; weights were not "
-                                    f"updated. The last good checkpoint is {ckpt} — lower --lr, or --resume") from None
+                                    f"updated. {_restart_advice(ckpt)}") from None
             bad = [k for k, v in logs.items() if not math.isfinite(v)]
             if bad:
-                raise TrainingError(f"{bad[0]!r} became non-finite at step {step}; the last good checkpoint is {ckpt}")
+                raise TrainingError(f"{bad[0]!r} became non-finite at step {step}. {_restart_advice(ckpt)}")
             for k, v in logs.items():
                 window.setdefault(k, []).append(v)
             if (step + 1) % log_every == 0 or step + 1 == end:
@@ -287,16 +362,27 @@ def train(arch: str, data: str, *, steps: int, out: str | os.PathLike[str], seed
         "machine": f"{platform.machine()}, {torch.get_num_threads()} thread{'s' * (torch.get_num_threads() > 1)}",
         "date": time.strftime("%Y-%m-%d"),
     }
+    if lr_changes:  # resumed with another --lr: the command above alone does not reproduce these weights
+        provenance["lr_changes"] = lr_changes
     if init is not None:  # the earlier phases, so the weights' lineage stays reproducible
         provenance["init"] = {"weights": init, "provenance": init_provenance}
     if world.rank == 0:
-        zoo.save_pretrained(model, out / WEIGHTS, tag=tag or data, provenance=provenance, dataset=data)
-        (out / "history.json").write_text(json.dumps(history, indent=1))
+        zoo.save_pretrained(model, out / WEIGHTS, tag=tag or data, provenance=provenance, dataset=data,
+                            overwrite=overwrite)
+        with atomic_file(out / HISTORY, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(history, indent=1))
         err_console.print(f"weights written to {out / WEIGHTS} ({wall:.0f} s); load with "
                           f"zoo.create_model('local-dir:{out / WEIGHTS}')", highlight=False, soft_wrap=True)
     world.close()
     model.weights_source = f"local-dir:{out / WEIGHTS}"
     return model
+
+
+def _restart_advice(ckpt: Path) -> str:
+    if (ckpt / "state.json").is_file():
+        step = _read_state(ckpt).get("step")
+        return f"The last good checkpoint is {ckpt} (step {step}): continue with --resume and a lower --lr"
+    return "No checkpoint was written yet: start again with a lower --lr (and --overwrite)"
 
 
 def _command(cfg: TrainConfig, out: Path, tag: str | None, checkpoint_every: int) -> str:

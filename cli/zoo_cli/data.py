@@ -33,16 +33,28 @@ def list_(as_json: bool) -> None:
               help="Factor traversal PNG, one row per factor (default NAME_traversal.png).")
 @click.option("--path", default=None, help="The file or folder of a file-backed dataset.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def show(name: str, n: int, out: str | None, traversal: str | None, path: str | None, seed: int) -> None:
-    """Write a grid of random images and a traversal of each factor."""
+@click.option("--overwrite", is_flag=True, help="Replace PNGs at --out/--traversal even if zoo did not write them.")
+def show(name: str, n: int, out: str | None, traversal: str | None, path: str | None, seed: int,
+         overwrite: bool) -> None:
+    """Write a grid of random images and a traversal of each factor (no traversal for a file holding only part of
+    a factor grid: a note says so, and asking for one by --traversal is an error)."""
     from zoo.data import get_dataset
+    from zoo.errors import DataError
     from zoo.image import save_grid
 
     dataset = get_dataset(name, **({"path": path} if path else {}))
     images, _ = dataset.sample(n, seed)
     info(f"{name}: {len(dataset):,} images, {dataset.image_spec.channels}x{dataset.image_spec.size}")
-    click.echo(save_grid(images, out or f"{name}_grid.png", nrow=8, scale=2))
+    rows = None
     if hasattr(dataset, "traversal"):
-        rows, labels = dataset.traversal()
+        try:
+            rows, labels = dataset.traversal()  # before any file is written: a refusal leaves nothing half done
+        except DataError as exc:
+            if traversal:
+                raise
+            info(f"no traversal: {exc}")
+    click.echo(save_grid(images, out or f"{name}_grid.png", nrow=8, scale=2, overwrite=overwrite))
+    if rows is not None:
         info("traversal rows: " + ", ".join(labels))
-        click.echo(save_grid(rows, traversal or f"{name}_traversal.png", nrow=len(rows) // len(labels), scale=2))
+        click.echo(save_grid(rows, traversal or f"{name}_traversal.png", nrow=len(rows) // len(labels), scale=2,
+                             overwrite=overwrite))

@@ -24,6 +24,11 @@ class ZooGroup(click.Group):
         except ZooError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except click.UsageError as exc:  # click's three-line usage block, as one line like every other error
+            where = " ".join(exc.ctx.command_path.split()[1:]) if exc.ctx else ""
+            hint = f"; see `zoo {where} --help`" if where else "; see `zoo --help`"
+            click.echo(f"error: {exc.format_message().rstrip('.')}{hint}", err=True)
+            ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)

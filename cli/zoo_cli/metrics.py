@@ -119,7 +119,8 @@ def _bar_chart(values: list[float], path: str, height: int = 120, bar: int = 6) 
 @click.command()
 @click.argument("name")
 @click.option("--data", default=None, help="Dataset (default: the model's).")
-@click.option("--n", type=click.IntRange(min=10), default=1000, show_default=True)
+@click.option("--n", type=click.IntRange(min=3), default=1000, show_default=True,
+              help="Images to encode; Henze-Zirkler needs at least the latent dimension + 2.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--distances", is_flag=True, help="Also the distance analysis: random / +noise / nearest pairs.")
 @json_option

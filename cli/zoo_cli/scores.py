@@ -22,8 +22,10 @@ HEADLINE = {"beta_vae": "eval_accuracy", "factor_vae": "eval_accuracy", "dci": "
               help="sklearn: dlib's gradient boosting (~10 min on dSprites); fast: a random forest.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write a bar chart of the scores as PNG.")
+@click.option("--overwrite", is_flag=True, help="Replace the PNG at --out even if zoo did not write it.")
 @json_option
 def scores(name: str, data: str | None, only: str | None, quick: bool, dci_mode: str, seed: int, out: str | None,
+           overwrite: bool,
            as_json: bool) -> None:
     """All disentanglement scores with disentanglement_lib's algorithms and defaults (MIG, β-VAE, FactorVAE, DCI,
     SAP, modularity/explicitness, unsupervised), plus Chen et al.'s MIG for models with a Gaussian encoder."""
@@ -60,7 +62,7 @@ def scores(name: str, data: str | None, only: str | None, quick: bool, dci_mode:
 
         bounded = [s for s in wanted if s != "unsupervised"]  # the Gaussian TC is in nats, not in [0, 1]
         save_bar_chart(bounded, [summary[s] for s in bounded], out,
-                       title=f"{model.display_name} on {data}{' (quick)' if quick else ''}")
+                       title=f"{model.display_name} on {data}{' (quick)' if quick else ''}", overwrite=overwrite)
     if as_json:
         return emit_json({"model": model.display_name, "data": data, "quick": quick, "dci_mode": dci_mode,
                           "seed": seed, "summary": summary, "scores": results, "png": out})

@@ -36,15 +36,17 @@ def parse_args(pairs: tuple[str, ...]) -> dict:
 @click.option("--tag", default=None, help="Weights tag recorded in config.json (default: the dataset name).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--overwrite", is_flag=True,
+              help="Train again over an earlier run in --out (files zoo did not write there are kept).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--init", default=None, metavar="NAME",
               help="Start from these weights instead of a random initialisation (fine-tuning).")
 def train(arch: str, data: str, steps: int, out: str, seed: int, batch_size: int, lr: float | None,
           args: tuple[str, ...], data_args: tuple[str, ...], tag: str | None, checkpoint_every: int, resume: bool,
-          device: str, init: str | None) -> None:
+          device: str, init: str | None, overwrite: bool) -> None:
     """Train ARCH on a dataset; works unchanged under `torchrun --nproc_per_node=K`."""
     from zoo.train import train as run
 
     run(arch, data, steps=steps, out=out, seed=seed, batch_size=batch_size, lr=lr, model_args=parse_args(args),
         data_args=parse_args(data_args), resume=resume, checkpoint_every=checkpoint_every, tag=tag, device=device,
-        init=init)
+        init=init, overwrite=overwrite)

@@ -1,7 +1,8 @@
 """The ground-truth dataset interface every metric and tool uses.
 
 A dataset is a grid of factors of variation; each grid point renders deterministically to one image. Index order is
-row-major with the last factor fastest (as in DeepMind's dSprites), so ``len(ds) == prod(factor_sizes)``.
+row-major with the last factor fastest (as in DeepMind's dSprites), so ``len(ds) == prod(factor_sizes)``; a file
+holding only part of a grid (``zoo.data.files.DSpritesNpz``) counts and indexes the rows it holds instead.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def as_rng(rng: RNG) -> np.random.Generator | np.random.RandomState:
     return np.random.default_rng(rng)
 
 
+def draw_integers(rng: RNG, high: int, n: int) -> np.ndarray:
+    """``n`` integers in [0, high); with a ``RandomState``, its ``randint`` (disentanglement_lib's draws)."""
+    rng = as_rng(rng)
+    return (rng.randint if isinstance(rng, np.random.RandomState) else rng.integers)(high, size=n)
+
+
 class GroundTruthDataset(Dataset):
     """Images with known factors of variation. Subclasses set the attributes and implement ``_render``."""
 
@@ -47,8 +54,7 @@ class GroundTruthDataset(Dataset):
         """``n`` factor index rows ``(n, F)``. With a ``RandomState`` the draws are disentanglement_lib's exactly
         (one ``randint(size, size=n)`` per factor, in order), so dlib's metric streams can be reproduced."""
         rng = as_rng(rng)
-        draw = rng.randint if isinstance(rng, np.random.RandomState) else rng.integers
-        return np.stack([draw(s, size=n) for s in self.factor_sizes], axis=1).astype(np.int64)
+        return np.stack([draw_integers(rng, s, n) for s in self.factor_sizes], axis=1).astype(np.int64)
 
     def check_factors(self, factors: Any) -> np.ndarray:
         f = np.asarray(factors, dtype=np.int64)
@@ -109,6 +115,4 @@ class ImageDataset(Dataset):
         return torch.stack([self[int(i)] for i in indices])
 
     def sample(self, n: int, rng: RNG) -> tuple[torch.Tensor, None]:
-        rng = as_rng(rng)
-        draw = rng.randint if isinstance(rng, np.random.RandomState) else rng.integers
-        return self.images(draw(len(self), size=n)), None
+        return self.images(draw_integers(rng, len(self), n)), None

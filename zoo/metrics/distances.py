@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -125,10 +126,10 @@ class TimmFeatures(Distance):
         import timm
 
         self.name = f"timm:{model_name}"
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local file only: never reach for the Hub
         try:
-            self.net = timm.create_model(model_name, pretrained=True, features_only=True,
-                                         pretrained_cfg_overlay={"file": str(weights)})
+            with _env(HF_HUB_OFFLINE="1"):  # a local file only: never reach for the Hub
+                self.net = timm.create_model(model_name, pretrained=True, features_only=True,
+                                             pretrained_cfg_overlay={"file": str(weights)})
         except RuntimeError as exc:
             raise ZooError(f"{weights} does not fit timm's {model_name}: {str(exc).splitlines()[0]}") from None
         cfg = self.net.pretrained_cfg
@@ -234,3 +235,18 @@ def get_distance(name: str = "pixel_sq_l2", weights: str | os.PathLike[str] | Se
         dist.files = {str(p): sha256_file(p) for p in paths}
         return dist
     raise ZooError(f"unknown distance {name!r}; available: pixel_sq_l2, lpips_vgg16, timm:<model>")
+
+
+@contextmanager
+def _env(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of a block, then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -20,12 +20,22 @@ from scipy import stats as sps
 from zoo.errors import ZooError
 
 
+def check_hz_samples(n: int, p: int) -> None:
+    """Henze-Zirkler needs n ≥ p + 2 samples in p dimensions. The statistic is affine-invariant, and any p + 1 points
+    in general position are an affine image of any others (a simplex), so at n = p + 1 it takes the same value for
+    every sample; below that the sample covariance is singular."""
+    if n < p + 2:
+        raise ZooError(f"Henze-Zirkler on {p}-dimensional codes needs at least {p + 2} samples (p + 2), got {n}: the "
+                       f"test is affine-invariant, and every sample of p + 1 points or fewer gives it the same value")
+
+
 def henze_zirkler(x: np.ndarray) -> dict[str, Any]:
     """HZ statistic, p-value and the usual verdict at α = 0.05 for samples ``x`` (n, p)."""
     x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 3:
-        raise ZooError(f"Henze-Zirkler needs a 2-D sample with at least 3 rows, got shape {x.shape}")
+    if x.ndim != 2 or x.shape[1] < 1:
+        raise ZooError(f"Henze-Zirkler needs a 2-D sample (n, p), got shape {x.shape}")
     n, p = x.shape
+    check_hz_samples(n, p)
     xc = x - x.mean(0)
     cov = xc.T @ xc / n
     try:
@@ -49,8 +59,10 @@ def henze_zirkler(x: np.ndarray) -> dict[str, Any]:
     mu = 1 - a ** (-p / 2) * (1 + p * b2 / a + p * (p + 2) * b4 / (2 * a ** 2))
     var = (2 * (1 + 4 * b2) ** (-p / 2) + 2 * a ** (-p) * (1 + 2 * p * b4 / a ** 2 + 3 * p * (p + 2) * b8 / (4 * a ** 4))
            - 4 * w ** (-p / 2) * (1 + 3 * p * b4 / (2 * w) + p * (p + 2) * b8 / (2 * w ** 2)))
-    log_mu = math.log(math.sqrt(mu ** 4 / (var + mu ** 2)))
-    log_sigma = math.sqrt(math.log((var + mu ** 2) / mu ** 2))
+    # log-normal with HZ's mean and variance; log1p because in many dimensions var/mu² falls below float64's
+    # resolution of 1 (p = 64: ~1e-18), where log((var + mu²)/mu²) would be 0 and the p-value nan
+    spread = math.log1p(var / mu ** 2)
+    log_mu, log_sigma = math.log(mu) - spread / 2, math.sqrt(spread)
     pval = float(sps.lognorm.sf(hz, log_sigma, scale=math.exp(log_mu)))
     return {"hz": float(hz), "p_value": pval, "normal": pval > 0.05, "n": n, "p": p}
 
@@ -64,6 +76,7 @@ def latent_normality(model, *, data: str | None = None, n: int = 1000, seed: int
     from zoo.protocol import require
 
     require(model, "encode", purpose="latent statistics")
+    check_hz_samples(n, model.latent_spec.dim)  # before encoding anything
     ds = get_dataset(data or model.image_spec.dataset)
     x, _ = ds.sample(n, seed)
     with torch.no_grad():
@@ -77,6 +90,8 @@ def pair_distances(codes: "torch.Tensor", noisy: "torch.Tensor", partner: "torch
     """Mean Euclidean distances from each code to a random other code, to the code of its noisy image and to the
     code of its nearest image, and the last two relative to the first."""
     rnd = (codes - codes[partner]).norm(dim=1).mean().item()
+    if rnd == 0:
+        raise ZooError("every code is the same point, so distances relative to random pairs are undefined")
     noise = (codes - noisy).norm(dim=1).mean().item()
     near = (codes - codes[nearest]).norm(dim=1).mean().item()
     return {"random": rnd, "noise": noise, "near": near, "noise_ratio": noise / rnd, "near_ratio": near / rnd}
@@ -96,8 +111,11 @@ def distance_analysis(model, *, data: str | None = None, n: int = 1000, seed: in
     from zoo.protocol import require
 
     require(model, "encode", purpose="distance analysis")
-    if n < 3:
-        raise ZooError(f"distance analysis needs at least 3 images, got n={n}")
+    dim = model.latent_spec.dim
+    if n < max(3, dim + 1):  # nearest neighbours need 3; n images span at most n - 1 dimensions
+        raise ZooError(f"the distance analysis of {dim}-dimensional codes needs at least {max(3, dim + 1)} images, got "
+                       f"{n}: its reference reduces the images by PCA to {dim} dimensions, and n images span at most "
+                       f"n - 1")
     x, _ = get_dataset(data or model.image_spec.dataset).sample(n, seed)
     g = torch.Generator().manual_seed(seed)
     x_noisy = (x + (torch.rand(x.shape, generator=g) * 2 - 1) * noise).clamp(0, 1)
@@ -113,7 +131,6 @@ def distance_analysis(model, *, data: str | None = None, n: int = 1000, seed: in
                               .flatten(1).double().cpu() for i in range(0, n, batch_size)])
 
         z, z_noisy = encode(x), encode(x_noisy)
-    dim = z.shape[1]
     mean = flat.mean(0)
     _, _, vh = torch.linalg.svd(flat - mean, full_matrices=False)
     basis = vh[:dim].T

@@ -1,11 +1,13 @@
 """``relocate(source, target)``: fit a map between two models' latent spaces and measure it as the seed paper does.
 
-Errors (Asperti & Tonelli 2022, Table 2), on held-out images x never used for fitting, as mean ± std over batches:
+Errors (Asperti & Tonelli 2022, Table 2), on held-out images x never used for fitting, as mean ± std over batches
+(at least two, so that the ± is a spread):
   R-MSE = mse(x, D₁(E₁(x)))          the source model's own reconstruction
   L-MSE = mse(E₂(x), M(E₁(x)))       the map's error in the target latent space
   M-MSE = mse(x, D₂(M(E₁(x))))       the image after relocation into the target
-next to the target's own reconstruction error mse(x, D₂(E₂(x))) and the dataset's mean inter-image MSE (the error of
-a map that ignored its input). Images are adapted (``zoo.image.adapt``) to each model's resolution and compared there.
+next to the target's own reconstruction error mse(x, D₂(E₂(x))) and the dataset's mean inter-image MSE between each
+test image and another one (the error of a map that ignored its input). Images are adapted (``zoo.image.adapt``) to
+each model's resolution and compared there.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import torch
 from torch import Tensor
 
 import zoo
+from zoo._util import check_target
 from zoo.errors import ZooError
 from zoo.image import adapt, save_rows
 from zoo.invert import refine_codes
 from zoo.protocol import ZooModel, require
-from zoo.relocate.maps import LatentMap, fit_map, save_map
+from zoo.relocate.maps import LatentMap, fit_map, map_files, save_map
 from zoo.relocate.support import FIT_SETS, reconstruction_gain, select
 
 
@@ -109,13 +112,43 @@ def _correspondence(source: ZooModel, target: ZooModel, fit: str, pool: Tensor |
     return zs[chosen], _batched(target.encode, xt, batch_size).flatten(1), xt
 
 
+def min_fit_points(method: str, d_source: int) -> int:
+    """Fewest fit points that determine a ``method`` map from ``d_source``-dimensional codes: its unknowns per target
+    dimension (a bias, or the centring of procrustes, takes one more). With fewer, the solve fits the points exactly
+    and is arbitrary elsewhere. ridge is regularised and takes any fit set of 2 or more."""
+    if method in ("linear", "mlp"):  # mlp starts from the linear solution
+        return max(2, d_source)
+    if method in ("affine", "procrustes"):
+        return d_source + 1
+    return 2
+
+
+def check_sizes(fit: str, method: str, d_source: int, n_fit: int, n_pool: int, n_test: int) -> None:
+    """Refuse sample sizes that would make a relocation's numbers meaningless, before any model runs."""
+    if n_test < 2:
+        raise ZooError(f"--n-test {n_test}: the baseline is the mean MSE between pairs of distinct test images, so it "
+                       f"needs at least 2")
+    if fit not in ("generated", "data") and n_fit > n_pool:
+        raise ZooError(f"--n-fit {n_fit} is more than the {n_pool} pool images the {fit} set is chosen from; lower "
+                       f"--n-fit or raise --n-pool")
+    points = n_pool if fit == "data" else n_fit  # the data fit set is the whole pool
+    need = min_fit_points(method, d_source)
+    if points < need:
+        what = "--n-pool" if fit == "data" else "--n-fit"
+        raise ZooError(f"{what} {points}: the {method} map from {d_source}-dimensional codes needs at least {need} fit "
+                       f"points (fewer leave it underdetermined: it would fit them exactly and be arbitrary "
+                       f"elsewhere); raise {what} or use --method ridge")
+
+
 def relocate(source: str | ZooModel, target: str | ZooModel, *, data: str | None = None, fit: str = "auto",
              method: str = "linear", n_fit: int = 150, n_pool: int = 2000, n_test: int = 1000,
              batch_size: int = 100, seed: int = 0, refine_targets: int = 0, out: str | Path | None = None,
-             save_map_to: str | Path | None = None) -> RelocationResult:
+             save_map_to: str | Path | None = None, overwrite: bool = False) -> RelocationResult:
     """Fit a ``method`` map from ``source``'s latent space to ``target``'s on a ``fit`` correspondence set and
     evaluate it on ``n_test`` held-out images of ``data`` (default: the dataset both models were trained on).
-    ``refine_targets``: inversion steps applied to the target codes of the fit set (see :func:`correspondence`)."""
+    ``refine_targets``: inversion steps applied to the target codes of the fit set (see :func:`correspondence`).
+    ``save_map_to`` replaces an earlier saved map there; a folder holding other files is refused (before any work)
+    unless ``overwrite``, which replaces zoo's files and keeps the others."""
     from zoo.data import get_dataset
 
     src, tgt = _model(source), _model(target)
@@ -133,9 +166,13 @@ def relocate(source: str | ZooModel, target: str | ZooModel, *, data: str | None
         # dataset (CelebA-HQ); when both models know the data, its support set of real images is the better choice
         # (compare `zoo relocate stylegan svae` with and without `--fit generated` on the shipped weights).
         fit = "support"
+    check_sizes(fit, method, src.latent_spec.dim, n_fit, n_pool, n_test)
+    if save_map_to is not None:
+        check_target(save_map_to, map_files, "latent map", overwrite=overwrite)
     dataset = get_dataset(data)
     if len(dataset) < n_pool + n_test:
-        raise ZooError(f"{data} has {len(dataset)} images; lower --n-test/--n-pool")
+        raise ZooError(f"{data} has {len(dataset):,} images, fewer than the {n_pool:,} pool + {n_test:,} test images "
+                       f"asked for; lower --n-pool or --n-test")
     rng = np.random.default_rng(seed)
     order = rng.choice(len(dataset), size=n_pool + n_test, replace=False)
     pool_idx, test_idx = order[:n_pool], order[n_pool:]  # disjoint: the map never sees a test image
@@ -149,9 +186,10 @@ def relocate(source: str | ZooModel, target: str | ZooModel, *, data: str | None
 
     per = {"l": [], "r": [], "m": [], "t": []}
     test = _images(dataset, test_idx)
+    per_batch = min(batch_size, math.ceil(n_test / 2))  # at least two batches: a std over one would print as 0
     with torch.no_grad():
-        for i in range(0, len(test), batch_size):
-            x = test[i:i + batch_size]
+        for i in range(0, len(test), per_batch):
+            x = test[i:i + per_batch]
             xs, xt = adapt(x, src.image_spec), adapt(x, tgt.image_spec)
             z1 = src.encode(xs)
             z2_hat = mapping(z1.flatten(1)).view(-1, *tgt.latent_spec.shape)
@@ -161,28 +199,32 @@ def relocate(source: str | ZooModel, target: str | ZooModel, *, data: str | None
             per["m"].append(_mse(tgt.decode(z2_hat), xt).mean().item())
             per["t"].append(_mse(tgt.decode(z2), xt).mean().item())
         xt_all = adapt(test, tgt.image_spec)
-        perm = torch.from_numpy(np.random.default_rng(seed + 1).permutation(len(test)))
-        baseline = _mse(xt_all, xt_all[perm]).mean().item()
+        other = np.random.default_rng(seed + 1).permutation(n_test)
+        itself = other == np.arange(n_test)
+        other[itself] = (other[itself] + 1) % n_test  # pairs of distinct images: a fixed point would add an MSE of 0
+        baseline = _mse(xt_all, xt_all[torch.from_numpy(other)]).mean().item()
 
     result = RelocationResult(src.display_name, tgt.display_name, data, fit, method, len(zs), len(test), seed,
                               _mean_std(per["l"]), _mean_std(per["r"]), _mean_std(per["m"]), _mean_std(per["t"]),
                               baseline, mapping)
     if out is not None:
-        result.files["png"] = str(relocation_png(src, tgt, mapping, test[:8], Path(out) / "relocation.png"))
+        result.files["png"] = str(relocation_png(src, tgt, mapping, test[:8], Path(out) / "relocation.png",
+                                                 overwrite=overwrite))
     if save_map_to is not None:
-        result.files["map"] = str(save_map(mapping, save_map_to))
+        result.files["map"] = str(save_map(mapping, save_map_to, overwrite=overwrite))
     return result
 
 
 @torch.no_grad()
-def relocation_png(src: ZooModel, tgt: ZooModel, mapping: LatentMap, x: Tensor, path: Path) -> Path:
+def relocation_png(src: ZooModel, tgt: ZooModel, mapping: LatentMap, x: Tensor, path: Path, *,
+                   overwrite: bool = False) -> Path:
     """The paper's rows — original, source reconstruction, target decoding after relocation — plus the target's own
     reconstruction."""
     xs, xt = adapt(x, src.image_spec), adapt(x, tgt.image_spec)
     z1 = src.encode(xs)
     rows = [x, src.decode(z1), tgt.decode(mapping(z1.flatten(1)).view(-1, *tgt.latent_spec.shape)),
             tgt.decode(tgt.encode(xt))]
-    return save_rows(rows, path, scale=2)
+    return save_rows(rows, path, scale=2, overwrite=overwrite)
 
 
 def relocation_matrix(names: list[str], **kwargs: Any) -> list[RelocationResult]:

@@ -143,11 +143,21 @@ def _fit_residual_mlp(m: LatentMap, X: Tensor, Y: Tensor, *, seed: int, steps: i
     return {"fit_mse_linear": start, "fit_mse_mlp": best}
 
 
-def save_map(m: LatentMap, folder: str | os.PathLike[str], config: dict[str, Any] | None = None) -> Path:
-    """Write ``config.json`` + ``map.safetensors`` (atomically)."""
+MAP_FILES = {"config.json", "map.safetensors"}
+
+
+def map_files(folder: Path) -> set[str] | None:
+    """The files of a saved latent map; None if ``folder`` is not one."""
+    return MAP_FILES if (folder / "map.safetensors").is_file() else None
+
+
+def save_map(m: LatentMap, folder: str | os.PathLike[str], config: dict[str, Any] | None = None, *,
+             overwrite: bool = False) -> Path:
+    """Write ``config.json`` + ``map.safetensors`` (atomically; an earlier map there is replaced, a folder holding
+    anything else is refused unless ``overwrite``)."""
     from safetensors.torch import save_file
 
-    with atomic_folder(folder) as tmp:
+    with atomic_folder(folder, map_files, "latent map", overwrite=overwrite) as tmp:
         save_file({k: v.contiguous() for k, v in m.state_dict().items()}, tmp / "map.safetensors")
         cfg = {"d_in": m.A.shape[0], "d_out": m.A.shape[1],
                "hidden": m.mlp[0].out_features if m.mlp is not None else 0, **m.config, **(config or {})}

@@ -99,8 +99,9 @@ def farthest_points(z: Tensor, k: int, *, seed: int = 0) -> np.ndarray:
 
 
 def select(method: str, z: Tensor, size: int, *, gains: Tensor | None = None, seed: int = 0, **kwargs) -> np.ndarray:
-    """Indices of ``size`` pool points chosen by ``method`` (support, random, kmeans, fps, data)."""
-    size = min(size, len(z))
+    """Indices of ``size`` pool points chosen by ``method`` (support, random, kmeans, fps; data takes them all)."""
+    if method != "data" and size > len(z):  # refused, not capped: the result would say fewer points than asked for
+        raise ZooError(f"cannot choose {size} fit points from a pool of {len(z)}; lower n_fit or raise n_pool")
     if method == "support":
         if gains is None:
             raise ZooError("the support set needs the source model's reconstruction gains")
