@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import types
 import zipfile
 import zlib
 
@@ -162,7 +163,7 @@ def deflated_storage(path):
 
 
 def tensor_beyond_storage(path):
-    """The tensors of the 1.4 GB generator, each declared on one 1-element storage (torch would grow it)."""
+    """The tensors of the 1.4 GB generator, each declared on a 1-element storage (``Tensor.set_`` grows it)."""
     record = storage_record(torch.zeros(1))
     tensors = {k: rebuilt_tensor(record, tuple(shape)) for k, shape in generator_shapes(**BIG).items()}
     write_nvlabs_pickle(path, module_from(tensors), path.with_suffix(".ran"))
@@ -309,13 +310,13 @@ def test_refused_in_one_line(tmp_path, build, needle):
 
 def test_limits_are_module_constants(tmp_path, monkeypatch):
     write_nvlabs_pickle(tmp_path / "net.pkl", tiny_stylegan().generator, tmp_path / "ran")
-    monkeypatch.setattr(safe_pickle, "MAX_FILE_BYTES", 1000)
-    with pytest.raises(zoo.WeightsError, match="MAX_FILE_BYTES"):
-        safe_pickle.load(tmp_path / "net.pkl")
-    monkeypatch.setattr(safe_pickle, "MAX_FILE_BYTES", 2 * GiB)
-    monkeypatch.setattr(safe_pickle, "MAX_TENSORS", 5)
-    with pytest.raises(zoo.WeightsError, match="more than 5 storages"):
-        safe_pickle.load(tmp_path / "net.pkl")
+    for limit, value, needle in [("MAX_FILE_BYTES", 1000, "more than the 1,000 zoo reads"),
+                                 ("MAX_TENSORS", 5, "more than 5 storages"),
+                                 ("MAX_PICKLE_OPS", 1000, "more than 1,000 pickle objects")]:
+        with monkeypatch.context() as patch:
+            patch.setattr(safe_pickle, limit, value)
+            with pytest.raises(zoo.WeightsError, match=needle):
+                safe_pickle.load(tmp_path / "net.pkl")
 
 
 def test_plain_numpy_values_and_legit_records_still_load(tmp_path):
@@ -324,8 +325,16 @@ def test_plain_numpy_values_and_legit_records_still_load(tmp_path):
               "tensor": rebuilt_tensor(legacy_record(6, np.arange(6, dtype="<f4").tobytes()), (2, 3)),
               "zip": rebuilt_tensor(zip_record(2, (np.ones(2, "<f4").tobytes(), 0,
                                                    zlib.crc32(np.ones(2, "<f4").tobytes()), 8)), (2,))}
-    (tmp_path / "v.pkl").write_bytes(pickle.dumps(values, protocol=4))
+    dnnlib = types.ModuleType("dnnlib.util")  # NVlabs' EasyDict, pickled as copyreg.__newobj__ + SETITEMS
+    dnnlib.EasyDict = type("EasyDict", (dict,), {"__module__": "dnnlib.util"})
+    sys.modules["dnnlib"], sys.modules["dnnlib.util"] = types.ModuleType("dnnlib"), dnnlib
+    try:
+        values["kwargs"] = dnnlib.EasyDict(resolution=1024, path="ffhq.zip")
+        (tmp_path / "v.pkl").write_bytes(pickle.dumps(values, protocol=4))
+    finally:
+        del sys.modules["dnnlib"], sys.modules["dnnlib.util"]
     got = safe_pickle.load(tmp_path / "v.pkl")
+    assert got["kwargs"] == {"resolution": 1024, "path": "ffhq.zip"}
     assert got["scalar"] == 1.5 and type(got["scalar"]) is np.float64 and got["int"] == -3
     for key in ("array", "fortran", "bools"):
         assert np.array_equal(got[key], values[key]) and got[key].dtype == values[key].dtype

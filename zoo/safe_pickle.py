@@ -364,12 +364,12 @@ def load(path: str | os.PathLike[str]) -> Any:
     """Unpickle ``path`` with :class:`TensorOnlyUnpickler`; a refused global, a broken file or a breached limit is a
     WeightsError. numpy arrays come back as instances of an ``ndarray`` subclass."""
     try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            raise WeightsError(f"refusing to load {path}: it is {size / 2**30:.1f} GiB, more than the "
-                               f"{MAX_FILE_BYTES / 2**30:.0f} GiB zoo reads (safe_pickle.MAX_FILE_BYTES)")
         with open(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)  # the file may have grown since
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(MAX_FILE_BYTES + 1) if size <= MAX_FILE_BYTES else b""  # + 1: it may be growing
+        if max(size, len(data)) > MAX_FILE_BYTES:
+            raise WeightsError(f"refusing to load {path}: it is {max(size, len(data)):,} bytes, more than the "
+                               f"{MAX_FILE_BYTES:,} zoo reads (safe_pickle.MAX_FILE_BYTES)")
         return TensorOnlyUnpickler(io.BytesIO(data)).load()
     except FileNotFoundError:
         raise WeightsError(f"{path} does not exist") from None

@@ -93,8 +93,11 @@ def checkpoint_files(folder: Path) -> set[str] | None:
 
 def run_files(folder: Path) -> set[str] | None:
     """The files of a zoo run folder (``--out``): its checkpoint, weights, history and lock."""
+    ours = (HISTORY, ".zoo.lock", CHECKPOINT, WEIGHTS)
     present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
-    return {f for f in present if f in (HISTORY, ".zoo.lock") or f.split("/", 1)[0] in (CHECKPOINT, WEIGHTS)}
+    # a writer's temporary copies (.checkpoint.tmp-PID-…) are ours too
+    return {f for f in present if f.split("/", 1)[0].split(".tmp-")[0].lstrip(".") in ours
+            or f.split("/", 1)[0] in ours}
 
 
 def _save_checkpoint(folder: Path, model: ZooModel, opts: Mapping[str, torch.optim.Optimizer], state: dict) -> None:
