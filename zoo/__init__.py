@@ -11,30 +11,30 @@ from zoo.errors import CapabilityError, DataError, InputError, RegistrationError
 from zoo.hookspecs import hookimpl
 from zoo.plugins import get_plugin_manager, list_plugins
 from zoo.registry import list_models, resolve_model
-from zoo.spec import DatasetSpec, ImageSpec, LatentSpec, MetricSpec, ModelSpec, ToolSpec, WeightsCfg
+from zoo.spec import (DatasetSpec, FitSetSpec, ImageSpec, LatentSpec, ModelSpec, Option, RelocationMapSpec, TaskSpec,
+                      WeightsCfg)
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "ZooModel": "zoo.protocol",
     "LatentDist": "zoo.protocol",
-    "Encoder": "zoo.protocol",
-    "GaussianEncoder": "zoo.protocol",
-    "Decoder": "zoo.protocol",
-    "Generator": "zoo.protocol",
     "require": "zoo.protocol",
     "create_model": "zoo.factory",
     "build_model": "zoo.factory",
     "load_pretrained": "zoo.factory",
     "convert": "zoo.factory",
     "save_pretrained": "zoo.hub",
+    "run": "zoo.tasks",
+    "ModelRef": "zoo.ref",
+    "parse_ref": "zoo.ref",
     "get_dataset": "zoo.data",
     "list_datasets": "zoo.data",
 }
 
 __all__ = [
-    "CapabilityError", "DataError", "DatasetSpec", "InputError", "ImageSpec", "LatentSpec", "MetricSpec", "ModelSpec",
-    "RegistrationError", "ToolSpec", "UnknownName", "WeightsCfg", "WeightsError", "ZooError", "get_plugin_manager",
+    "CapabilityError", "DataError", "DatasetSpec", "InputError", "FitSetSpec", "ImageSpec", "LatentSpec", "ModelSpec", "Option",
+    "RegistrationError", "RelocationMapSpec", "TaskSpec", "UnknownName", "WeightsCfg", "WeightsError", "ZooError", "get_plugin_manager",
     "hookimpl", "list_models", "list_plugins", "resolve_model", *_LAZY,
 ]
 

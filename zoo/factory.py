@@ -13,6 +13,7 @@ from zoo import hf_hub, hub, registry
 from zoo._util import atomic_folder, import_object
 from zoo.errors import WeightsError, ZooError
 from zoo.protocol import ZooModel
+from zoo.ref import HUB, LOCAL, NAME, ModelRef, parse_ref
 
 
 def build_model(arch: str, model_args: Mapping[str, Any] | None = None, *, seed: int = 0) -> ZooModel:
@@ -55,17 +56,22 @@ def load_pretrained(folder: str | os.PathLike[str], *, source: str | None = None
     return model.to(device).eval()
 
 
-def weights_folder(name: str, *, cache_dir: str | os.PathLike[str] | None = None, offline: bool | None = None
-                   ) -> tuple[Path, str, Mapping[str, str]]:
-    """Where the weights of ``name`` live on disk: (folder, source description, expected sha256 per file).
+def weights_folder(ref: str | ModelRef, *, cache_dir: str | os.PathLike[str] | None = None,
+                   offline: bool | None = None) -> tuple[Path, str, Mapping[str, str]]:
+    """Where the weights of ``ref`` live on disk: (folder, source description, expected sha256 per file).
 
-    ``offline=None`` follows the environment (``HF_HUB_OFFLINE``); see :func:`zoo.hf_hub.hub_download`."""
-    if name.startswith("local-dir:"):
-        return Path(name[len("local-dir:"):]).expanduser(), name, {}
-    if name.startswith("hf-hub:"):
-        repo, rev = hf_hub.parse_hf_ref(name[len("hf-hub:"):])
-        return hf_hub.hub_download(repo, rev, cache_dir=cache_dir, offline=offline), name, {}
-    resolved = registry.resolve_model(name)
+    ``offline=None`` follows the environment (``HF_HUB_OFFLINE`` or ``ZOO_OFFLINE``); Hub waits are bounded by
+    ``ZOO_HUB_TIMEOUT`` (see :mod:`zoo.hf_hub`)."""
+    ref = parse_ref(ref)
+    if ref.kind == LOCAL:
+        return ref.path, str(ref), {}
+    if ref.kind == HUB:
+        return hf_hub.hub_download(ref.target, ref.revision, cache_dir=cache_dir, offline=offline), str(ref), {}
+    return _registered_weights(registry.resolve_model(ref.target), cache_dir, offline)
+
+
+def _registered_weights(resolved: registry.ResolvedModel, cache_dir: str | os.PathLike[str] | None,
+                        offline: bool | None) -> tuple[Path, str, Mapping[str, str]]:
     w = resolved.weights
     if w is None or not w.available:
         raise WeightsError(f"{resolved.name} has no weights yet; train some with `zoo train {resolved.spec.arch}` "
@@ -76,7 +82,7 @@ def weights_folder(name: str, *, cache_dir: str | os.PathLike[str] | None = None
             f"hf-hub:{w.hf_repo}@{w.hf_revision}", w.sha256)
 
 
-def create_model(name: str, *, pretrained: bool = True, device: str | torch.device = "cpu",
+def create_model(name: str | ModelRef, *, pretrained: bool = True, device: str | torch.device = "cpu",
                  cache_dir: str | os.PathLike[str] | None = None, offline: bool | None = None, seed: int = 0,
                  **overrides: Any) -> ZooModel:
     """Build a model by name and load its weights, in eval mode on ``device``.
@@ -87,18 +93,21 @@ def create_model(name: str, *, pretrained: bool = True, device: str | torch.devi
     >>> m = zoo.create_model("hf-hub:zoo-models/vae.dsprites@<40-hex sha>")
     >>> untrained = zoo.create_model("betavae", pretrained=False, latent_dim=6)
     """
-    if not pretrained:
-        if ":" in name:
-            raise ZooError(f"pretrained=False needs an architecture name, not a weights source ({name!r})")
-        resolved = registry.resolve_model(name)
-        model = build_model(resolved.spec.arch, overrides, seed=seed)
-        return model.to(device).eval()
-    folder, source, sha = weights_folder(name, cache_dir=cache_dir, offline=offline)
+    ref = parse_ref(name)
+    if ref.kind == NAME:
+        resolved = registry.resolve_model(ref.target)
+        if not pretrained:
+            return build_model(resolved.spec.arch, overrides, seed=seed).to(device).eval()
+    elif not pretrained:
+        raise ZooError(f"pretrained=False needs an architecture name, not a weights source ({ref})")
+    folder, source, sha = (_registered_weights(resolved, cache_dir, offline) if ref.kind == NAME
+                           else weights_folder(ref, cache_dir=cache_dir, offline=offline))
     model = load_pretrained(folder, source=source, device=device, sha256=sha, **overrides)
-    if ":" not in name:
-        model.zoo_name = registry.resolve_model(name).name
+    if ref.kind == NAME:
+        model.zoo_name = resolved.name
     elif model.weights_config and model.weights_config.get("tag"):
         model.zoo_name = f"{model.arch}.{model.weights_config['tag']}"
+    model.ref = ref
     return model
 
 

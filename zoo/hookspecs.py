@@ -24,13 +24,18 @@ def zoo_register_datasets(register: Any) -> None:
 
 
 @hookspec
-def zoo_register_metrics(register: Any) -> None:
-    """Register metrics that run on one model: call ``register(MetricSpec(...))``."""
+def zoo_register_tasks(register: Any) -> None:
+    """Register metrics and tools (on one model, a pair, or none): call ``register(TaskSpec(...))``."""
 
 
 @hookspec
-def zoo_register_tools(register: Any) -> None:
-    """Register tools that run on a pair of models: call ``register(ToolSpec(...))``."""
+def zoo_register_relocation_maps(register: Any) -> None:
+    """Register ways to map one latent space into another: call ``register(RelocationMapSpec(...))``."""
+
+
+@hookspec
+def zoo_register_fit_sets(register: Any) -> None:
+    """Register ways to choose the images a relocation map is fitted on: call ``register(FitSetSpec(...))``."""
 
 
 @hookspec

@@ -18,7 +18,7 @@ import inspect
 import math
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,32 +37,6 @@ class LatentDist(NamedTuple):
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
         return self.mean + eps * torch.exp(0.5 * self.logvar)
-
-
-@runtime_checkable
-class Encoder(Protocol):
-    image_spec: ImageSpec
-    latent_spec: LatentSpec
-
-    def encode(self, x: Tensor) -> Tensor: ...
-
-
-@runtime_checkable
-class GaussianEncoder(Encoder, Protocol):
-    def encode_dist(self, x: Tensor) -> LatentDist: ...
-
-
-@runtime_checkable
-class Decoder(Protocol):
-    image_spec: ImageSpec
-    latent_spec: LatentSpec
-
-    def decode(self, z: Tensor) -> Tensor: ...
-
-
-@runtime_checkable
-class Generator(Decoder, Protocol):
-    def sample_latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor: ...
 
 
 # An optimiser step the training engine hands to ``train_step``: backward, average gradients across ranks, step.
@@ -280,6 +254,7 @@ class ZooModel(nn.Module):
     model_args: dict[str, Any]
     weights_source: str | None = None
     weights_config: dict[str, Any] | None = None
+    ref: Any = None  # the zoo.ref.ModelRef it was created from
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Every subclass, third-party ones included, gets the input checks without doing anything."""

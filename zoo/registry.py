@@ -15,10 +15,11 @@ from typing import Any, Generic, TypeVar
 
 from zoo.errors import RegistrationError, UnknownName
 from zoo.plugins import get_plugin_manager
-from zoo.spec import DatasetSpec, MetricSpec, ModelSpec, ToolSpec, WeightsCfg
+from zoo.spec import DatasetSpec, FitSetSpec, ModelSpec, RelocationMapSpec, TaskSpec, WeightsCfg
 
 T = TypeVar("T")
-LISTING = {"model": "zoo list", "dataset": "zoo data list", "metric": "zoo plugins", "tool": "zoo plugins"}
+LISTING = {"model": "zoo list", "dataset": "zoo data list", "task": "zoo run --help",
+           "relocation map": "zoo relocate --help", "fit set": "zoo relocate --help"}
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,11 @@ class Registry(Generic[T]):
 
 models: Registry[ModelSpec] = Registry("model", "zoo_register_models", ModelSpec, "arch")
 datasets: Registry[DatasetSpec] = Registry("dataset", "zoo_register_datasets", DatasetSpec, "name")
-metrics: Registry[MetricSpec] = Registry("metric", "zoo_register_metrics", MetricSpec, "name")
-tools: Registry[ToolSpec] = Registry("tool", "zoo_register_tools", ToolSpec, "name")
-ALL = (models, datasets, metrics, tools)
+tasks: Registry[TaskSpec] = Registry("task", "zoo_register_tasks", TaskSpec, "name")
+relocation_maps: Registry[RelocationMapSpec] = Registry("relocation map", "zoo_register_relocation_maps",
+                                                        RelocationMapSpec, "name")
+fit_sets: Registry[FitSetSpec] = Registry("fit set", "zoo_register_fit_sets", FitSetSpec, "name")
+ALL = (models, datasets, tasks, relocation_maps, fit_sets)
 
 
 def reset() -> None:
@@ -113,9 +116,8 @@ class ResolvedModel:
 
 
 def resolve_model(name: str) -> ResolvedModel:
-    """``"svae"`` → splitvae and its default weights; ``"betavae.b4"`` → that tag; unknown → did-you-mean."""
-    if any(c in name for c in "/\\:"):
-        raise UnknownName(f"model name {name!r} looks like a path; use local-dir:PATH or hf-hub:ORG/REPO[@REV]")
+    """``"svae"`` → splitvae and its default weights; ``"betavae.b4"`` → that tag; unknown → did-you-mean.
+    ``name`` is a registry name (see :func:`zoo.ref.parse_ref`, which tells names from weights sources)."""
     name = models.resolve_alias(name)
     arch, _, tag = name.partition(".")
     entry = models.entries.get(arch)

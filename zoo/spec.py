@@ -168,32 +168,123 @@ class DatasetSpec:
         object.__setattr__(self, "default_args", _frozen(self.default_args))
 
 
+OPTION_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+TASK_MODELS = ("one", "pair", "none")
+TASK_DATA = (None, "images", "factors")
+
+
 @dataclass(frozen=True)
-class MetricSpec:
-    """A metric on one model. ``function`` is ``"module:function"`` or a callable ``f(model, **kwargs) -> dict``."""
+class Option:
+    """A typed option of a task: ``--name-with-dashes`` on the command line, ``name=...`` from Python."""
 
     name: str
-    function: str | Callable[..., Any]
-    description: str = ""
-    needs: tuple[str, ...] = ()  # capabilities the model must have, e.g. ("encode",)
+    type: str = "float"  # one of OPTION_TYPES
+    default: Any = None
+    help: str = ""
+    choices: tuple[str, ...] = ()
+    min: float | None = None  # smallest allowed value (int / float options)
 
     def __post_init__(self) -> None:
-        if not ARCH_RE.match(self.name):
-            raise ValueError(f"metric name {self.name!r} must match {ARCH_RE.pattern}")
+        if not re.match(r"^[a-z][a-z0-9_]*$", self.name):
+            raise ValueError(f"option name {self.name!r} must be a Python identifier in lower case")
+        if self.type not in OPTION_TYPES:
+            raise ValueError(f"option {self.name!r}: type must be one of {', '.join(OPTION_TYPES)}")
+        object.__setattr__(self, "choices", tuple(self.choices))
+
+    def coerce(self, value: Any, task: str) -> Any:
+        """``value`` as this option's type, or a one-line error naming the option and what it takes."""
+        from zoo.errors import ZooError
+
+        if value is None:
+            return None
+        kind = OPTION_TYPES[self.type]
+        try:
+            if kind is bool and isinstance(value, str):
+                value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[value.lower()]
+            elif kind is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            out = kind(value)
+        except (ValueError, TypeError, KeyError):
+            raise ZooError(f"{task}: option {self.name!r} takes {self.type}, got {value!r}") from None
+        if self.choices and out not in self.choices:
+            raise ZooError(f"{task}: option {self.name!r} must be one of {', '.join(self.choices)}, got {out!r}")
+        if self.min is not None and out < self.min:
+            raise ZooError(f"{task}: option {self.name!r} must be at least {self.min:g}, got {out!r}")
+        return out
 
 
 @dataclass(frozen=True)
-class ToolSpec:
-    """A tool on a pair of models, ``f(source, target, **kwargs) -> result``."""
+class TaskSpec:
+    """A metric or tool any plugin can add: ``function(run, **options) -> dict`` where ``run`` is a
+    :class:`zoo.tasks.TaskRun` holding the resolved models, the dataset, the device and batch size.
+
+    ``models``: "one" (a metric of one model), "pair" (source → target, e.g. relocation) or "none".
+    ``data``: what the task reads: None, "images", or "factors" (a ground-truth dataset, for disentanglement scores).
+    ``needs``: capabilities every model must have (``zoo.protocol.CAPABILITY_METHODS``), checked before any work.
+    ``report``: optional ``"module:function"`` printing a result for people (the CLI's view); without one the CLI
+    prints a table of the result's numbers.
+    """
 
     name: str
     function: str | Callable[..., Any]
     description: str = ""
+    models: str = "one"
+    data: str | None = None
     needs: tuple[str, ...] = ()
+    options: tuple[Option, ...] = ()
+    report: str | Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         if not ARCH_RE.match(self.name):
-            raise ValueError(f"tool name {self.name!r} must match {ARCH_RE.pattern}")
+            raise ValueError(f"task name {self.name!r} must match {ARCH_RE.pattern}")
+        if self.models not in TASK_MODELS:
+            raise ValueError(f"task {self.name!r}: models must be one of {TASK_MODELS}, got {self.models!r}")
+        if self.data not in TASK_DATA:
+            raise ValueError(f"task {self.name!r}: data must be one of {TASK_DATA}, got {self.data!r}")
+        object.__setattr__(self, "needs", tuple(self.needs))
+        object.__setattr__(self, "options", tuple(self.options))
+        names = [o.name for o in self.options]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task {self.name!r} declares an option twice: {names}")
+
+    def option(self, name: str) -> Option | None:
+        return next((o for o in self.options if o.name == name), None)
+
+
+@dataclass(frozen=True)
+class RelocationMapSpec:
+    """A way to map one latent space into another: ``fit(X, Y, *, seed) -> zoo.relocate.maps.LatentMap`` from
+    corresponding source codes X (n, d_in) and target codes Y (n, d_out), float64. ``min_points(d_in)`` is the fewest
+    fit points that determine it (default: d_in)."""
+
+    name: str
+    fit: str | Callable[..., Any]
+    description: str = ""
+    min_points: str | Callable[[int], int] | None = None
+
+    def __post_init__(self) -> None:
+        if not ARCH_RE.match(self.name):
+            raise ValueError(f"relocation map name {self.name!r} must match {ARCH_RE.pattern}")
+
+
+@dataclass(frozen=True)
+class FitSetSpec:
+    """A way to choose the correspondence set a map is fitted on: ``select(z, size, *, gains, seed) -> indices``
+    into the pool's source codes ``z`` (n, d). ``uses_gains``: the selector wants each latent variable's
+    reconstruction gain (the paper's support set); ``whole_pool``: it takes every pool image (``size`` ignored);
+    ``generated``: the set is not chosen from real images but sampled and decoded by the source model (``select`` is
+    then not called)."""
+
+    name: str
+    select: str | Callable[..., Any] | None = None
+    description: str = ""
+    uses_gains: bool = False
+    whole_pool: bool = False
+    generated: bool = False
+
+    def __post_init__(self) -> None:
+        if not ARCH_RE.match(self.name):
+            raise ValueError(f"fit set name {self.name!r} must match {ARCH_RE.pattern}")
 
 
 def spec_to_dict(spec: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ BUILTIN_COMMANDS = {
     "zoo_cli.scores": ("scores",),
     "zoo_cli.relocate": ("relocate",),
     "zoo_cli.convert": ("convert",),
+    "zoo_cli.run": ("run",),
 }
 
 

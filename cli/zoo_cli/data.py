@@ -46,7 +46,7 @@ def show(name: str, n: int, out: str | None, traversal: str | None, path: str | 
     images, _ = dataset.sample(n, seed)
     info(f"{name}: {len(dataset):,} images, {dataset.image_spec.channels}x{dataset.image_spec.size}")
     rows = None
-    if hasattr(dataset, "traversal"):
+    if dataset.has_factors:
         try:
             rows, labels = dataset.traversal()  # before any file is written: a refusal leaves nothing half done
         except DataError as exc:

@@ -105,12 +105,13 @@ def info_cmd(name: str, as_json: bool) -> None:
     from zoo import factory
 
     # The weights are loaded, not just their config read: corrupt or tampered weights fail here, in one line.
-    if ":" in name:
-        model = factory.create_model(name)
-    else:
-        resolved = registry.resolve_model(name)
-        model = factory.create_model(name, pretrained=resolved.weights is not None and resolved.weights.available)
+    ref = zoo.parse_ref(name)
+    if ref.kind == "name":
+        resolved = registry.resolve_model(ref.target)
+        model = factory.create_model(ref, pretrained=resolved.weights is not None and resolved.weights.available)
         name = resolved.name
+    else:
+        model = factory.create_model(ref)
     entry = registry.models.get(model.arch)
     config, spec = model.weights_config or {}, entry.spec
     out = {

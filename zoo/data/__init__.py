@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["GroundTruthDataset", "ImageDataset", "get_dataset", "list_datasets"]
+__all__ = ["GroundTruthDataset", "ImageDataset", "dataset_for", "get_dataset", "list_datasets"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,6 +25,25 @@ def get_dataset(name: str, **kwargs: Any) -> Any:
 
     spec = registry.datasets.get(name).spec
     return import_object(spec.factory)(**{**spec.default_args, **kwargs})
+
+
+def dataset_for(*models: Any, data: str | None = None, factors: bool = False, **kwargs: Any) -> Any:
+    """The dataset a tool runs on: ``data`` if given, else the one every model was trained on (one line if they
+    differ or a model does not say). ``factors=True`` requires ground-truth factors."""
+    from zoo.errors import ZooError
+
+    if data is None:
+        trained = {m.display_name: m.image_spec.dataset for m in models}
+        names = set(trained.values())
+        if len(names) != 1 or None in names:
+            which = ", ".join(f"{m} on {d!r}" for m, d in trained.items())
+            raise ZooError(f"no common training dataset ({which}); pass --data NAME (see `zoo data list`)"
+                           if models else "this task needs data; pass --data NAME (see `zoo data list`)")
+        data = names.pop()
+    dataset = get_dataset(data, **kwargs)
+    if factors and not dataset.has_factors:
+        raise ZooError(f"{data} has no ground-truth factors; this task needs a dataset such as dsprites or faces64")
+    return dataset
 
 
 def list_datasets() -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The ground-truth dataset interface every metric and tool uses.
+"""The dataset protocol every metric and tool uses: image datasets, and ground-truth datasets with factors.
 
 A dataset is a grid of factors of variation; each grid point renders deterministically to one image. Index order is
 row-major with the last factor fastest (as in DeepMind's dSprites), so ``len(ds) == prod(factor_sizes)``; a file
@@ -34,7 +34,25 @@ def draw_integers(rng: RNG, high: int, n: int) -> np.ndarray:
     return (rng.randint if isinstance(rng, np.random.RandomState) else rng.integers)(high, size=n)
 
 
-class GroundTruthDataset(Dataset):
+class ImageDataset(Dataset):
+    """The dataset protocol every tool reads: ``name``, ``image_spec``, ``len()``, ``images(indices)`` (float32
+    NCHW in [0, 1]) and ``sample(n, seed)``. A plain image dataset has no factors (``has_factors`` is False);
+    :class:`GroundTruthDataset` extends it with them. Subclasses implement ``__getitem__`` (one CHW image) or
+    override ``images``."""
+
+    name: str
+    image_spec: ImageSpec
+    has_factors = False
+
+    def images(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
+        return torch.stack([self[int(i)] for i in indices])
+
+    def sample(self, n: int, rng: RNG) -> tuple[torch.Tensor, np.ndarray | None]:
+        """``n`` random images (and their factor rows, or None)."""
+        return self.images(draw_integers(rng, len(self), n)), None
+
+
+class GroundTruthDataset(ImageDataset):
     """Images with known factors of variation. Subclasses set the attributes and implement ``_render``."""
 
     name: str
@@ -42,9 +60,13 @@ class GroundTruthDataset(Dataset):
     factor_sizes: tuple[int, ...]
     factor_values: tuple[np.ndarray, ...]
     image_spec: ImageSpec
+    has_factors = True
 
     def __len__(self) -> int:
         return int(np.prod(self.factor_sizes))
+
+    def images(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
+        return self.images_from_factors(self.index_to_factors(np.asarray(indices, dtype=np.int64)))
 
     @property
     def num_factors(self) -> int:
@@ -87,7 +109,7 @@ class GroundTruthDataset(Dataset):
         f = self.index_to_factors([int(index)])
         return self.images_from_factors(f)[0], torch.from_numpy(f[0])
 
-    def sample(self, n: int, rng: RNG) -> tuple[torch.Tensor, np.ndarray]:
+    def sample(self, n: int, rng: RNG) -> tuple[torch.Tensor, np.ndarray]:  # type: ignore[override]
         """``n`` random images and their factor indices."""
         f = self.sample_factors(n, rng)
         return self.images_from_factors(f), f
@@ -103,16 +125,3 @@ class GroundTruthDataset(Dataset):
             f[:, i] = values[np.arange(steps) % len(values)]  # short factors (glasses on/off) repeat along the row
             rows.append(f)
         return self.images_from_factors(np.concatenate(rows)), list(self.factor_names)
-
-
-class ImageDataset(Dataset):
-    """Images with no factors (a folder of CelebA files). ``__getitem__`` returns one CHW image."""
-
-    name: str
-    image_spec: ImageSpec
-
-    def images(self, indices: Sequence[int]) -> torch.Tensor:
-        return torch.stack([self[int(i)] for i in indices])
-
-    def sample(self, n: int, rng: RNG) -> tuple[torch.Tensor, None]:
-        return self.images(draw_integers(rng, len(self), n)), None

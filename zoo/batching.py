@@ -1,0 +1,96 @@
+"""The one place images and codes are pushed through a model in batches: device, batch size and no-grad handled
+once, for every tool.
+
+``encode(model, images)`` adapts images to the model (``zoo.image.adapt``), moves each batch to the model's device,
+and returns the codes on the CPU (or ``out_device``); ``decode`` the same for codes → images. ``images`` may also be
+a callable ``f(lo, hi) -> images`` that renders a slice on demand, so a procedural dataset never materialises all
+of its images at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Union
+
+import torch
+from torch import Tensor
+
+from zoo.image import adapt
+from zoo.progress import progress_bar
+
+Source = Union[Tensor, Callable[[int, int], Tensor]]
+
+# Measured on 2 CPU cores (benchmarks/results): small convolution batches stay in cache and run ~3x faster per image
+# than 256; GPUs want large batches to fill their cores.
+CPU_BATCH, CUDA_BATCH = 32, 256
+
+
+def default_device() -> torch.device:
+    """CUDA when there is one, else the CPU (``ZOO_DEVICE`` overrides)."""
+    name = os.environ.get("ZOO_DEVICE")
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` → :func:`default_device`; a CUDA device on a machine without one is one clear error."""
+    from zoo.errors import ZooError
+
+    dev = default_device() if device is None else torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ZooError(f"--device {dev} asked for, but torch sees no CUDA device here; use --device cpu")
+    return dev
+
+
+def default_batch_size(device: torch.device) -> int:
+    return CUDA_BATCH if device.type == "cuda" else CPU_BATCH
+
+
+def _length(source: Source, n: int | None) -> int:
+    if isinstance(source, Tensor):
+        return len(source)
+    if n is None:
+        raise TypeError("a callable source needs n")
+    return n
+
+
+@torch.no_grad()
+def map_batches(fn: Callable[[Tensor], Tensor], source: Source, *, n: int | None = None, batch_size: int | None = None,
+                device: torch.device | None = None, out_device: str | torch.device = "cpu",
+                label: str | None = None, prepare: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """``fn`` over ``source`` in batches on ``device``; the outputs concatenated on ``out_device``."""
+    device = device or torch.device("cpu")
+    batch_size = batch_size or default_batch_size(device)
+    total = _length(source, n)
+    outs = []
+    with progress_bar(label, total) if label else nullcontext() as bar:
+        for lo in range(0, total, batch_size):
+            hi = min(lo + batch_size, total)
+            x = source[lo:hi] if isinstance(source, Tensor) else source(lo, hi)
+            x = x.to(device, non_blocking=True)
+            if prepare is not None:
+                x = prepare(x)
+            outs.append(fn(x).to(out_device))
+            if bar is not None:
+                bar.advance(bar.task_ids[0], hi - lo)
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def encode(model, images: Source, *, n: int | None = None, batch_size: int | None = None,
+           out_device: str | torch.device = "cpu", label: str | None = None, dist: bool = False) -> Tensor:
+    """Codes of ``images`` (adapted to the model's image format), ``(N, *latent_shape)``; with ``dist`` the
+    posterior mean and log-variance stacked on a new first axis ``(2, N, …)``."""
+    fn = (lambda x: torch.stack(tuple(model.encode_dist(x)), dim=1)) if dist else model.encode
+    out = map_batches(fn, images, n=n, batch_size=batch_size, device=model.device, out_device=out_device,
+                      label=label, prepare=lambda x: adapt(x, model.image_spec))
+    return out.transpose(0, 1) if dist else out
+
+
+def decode(model, codes: Source, *, n: int | None = None, batch_size: int | None = None,
+           out_device: str | torch.device = "cpu", label: str | None = None) -> Tensor:
+    """Images decoded from ``codes``, in [0, 1]."""
+    return map_batches(model.decode, codes, n=n, batch_size=batch_size, device=model.device, out_device=out_device,
+                       label=label)
