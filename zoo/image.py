@@ -99,8 +99,15 @@ def save_png(img: Any, path: str | os.PathLike[str], *, overwrite: bool = False)
     return Path(path)
 
 
-def save_image(image: Tensor, path: str | os.PathLike[str], scale: int = 1, *, overwrite: bool = False) -> Path:
-    """Write a CHW (or HW) [0, 1] tensor as a PNG, optionally upscaled by an integer factor (nearest)."""
+def _font(size: int = 12) -> Any:
+    from PIL import ImageFont, features
+
+    # Pillow's built-in font at its default 10 px squeezes some spaces to nothing; 12 px keeps them.
+    return ImageFont.load_default(size=size) if features.check_module("freetype2") else ImageFont.load_default()
+
+
+def to_pil(image: Tensor, scale: int = 1) -> Any:
+    """A CHW (or HW) [0, 1] tensor → a PIL image, optionally upscaled by an integer factor (nearest)."""
     from PIL import Image
 
     img = image.detach().float().cpu().clamp(0, 1)
@@ -110,32 +117,57 @@ def save_image(image: Tensor, path: str | os.PathLike[str], scale: int = 1, *, o
         img = img.repeat_interleave(scale, -1).repeat_interleave(scale, -2)
     arr = (img * 255 + 0.5).to(torch.uint8)
     arr = arr.permute(1, 2, 0) if arr.dim() == 3 else arr
-    return save_png(Image.fromarray(arr.numpy()), path, overwrite=overwrite)
+    return Image.fromarray(arr.numpy())
+
+
+def label_rows(img: Any, labels: Sequence[str], row_height: int, top: int = 0) -> Any:
+    """The picture with a white margin on the left naming each row (rows of ``row_height`` pixels from ``top``)."""
+    from PIL import Image, ImageDraw
+
+    font = _font()
+    width = 12 + max(int(ImageDraw.Draw(img).textlength(t, font=font)) for t in labels)
+    out = Image.new("RGB", (img.width + width, img.height), "white")
+    out.paste(img.convert("RGB"), (width, 0))
+    draw = ImageDraw.Draw(out)
+    for i, text in enumerate(labels):
+        draw.text((6, top + i * row_height + row_height // 2), text, fill="black", font=font, anchor="lm")
+    return out
+
+
+def save_image(image: Tensor, path: str | os.PathLike[str], scale: int = 1, *, overwrite: bool = False) -> Path:
+    """Write a CHW (or HW) [0, 1] tensor as a PNG, optionally upscaled by an integer factor (nearest)."""
+    return save_png(to_pil(image, scale), path, overwrite=overwrite)
 
 
 def save_grid(images: Tensor, path: str | os.PathLike[str], nrow: int = 8, scale: int = 1, *,
-              overwrite: bool = False) -> Path:
-    return save_image(make_grid(images, nrow=nrow), path, scale=scale, overwrite=overwrite)
+              row_labels: Sequence[str] | None = None, overwrite: bool = False) -> Path:
+    """A grid of ``nrow`` images per row as a PNG; ``row_labels`` names each row in a left margin."""
+    padding = 2
+    img = to_pil(make_grid(images, nrow=nrow, padding=padding), scale)
+    if row_labels:
+        h = images.shape[-2]
+        img = label_rows(img, row_labels, (h + padding) * scale, top=padding * scale // 2)
+    return save_png(img, path, overwrite=overwrite)
 
 
-def save_rows(rows: Sequence[Tensor], path: str | os.PathLike[str], scale: int = 1, *, overwrite: bool = False
-              ) -> Path:
-    """Rows of equally many images (e.g. original / reconstruction) → one PNG, one row each.
+def save_rows(rows: Sequence[Tensor], path: str | os.PathLike[str], scale: int = 1, *,
+              labels: Sequence[str] | None = None, overwrite: bool = False) -> Path:
+    """Rows of equally many images (e.g. original / reconstruction) → one PNG, one row each, named by ``labels``.
 
     Rows with different channel counts or sizes are adapted to the first row's. Rows are often decoder outputs, which
     the protocol does not check: a picture shows them clamped to [0, 1], NaN as black."""
     spec = ImageSpec(channels=max(r.shape[1] for r in rows), size=tuple(rows[0].shape[-2:]))
     rows = [adapt(torch.nan_to_num(r.detach().float().cpu(), nan=0.0).clamp(0, 1), spec) for r in rows]
-    return save_grid(torch.cat(rows), path, nrow=rows[0].shape[0], scale=scale, overwrite=overwrite)
+    return save_grid(torch.cat(rows), path, nrow=rows[0].shape[0], scale=scale, row_labels=labels,
+                     overwrite=overwrite)
 
 
 def save_bar_chart(labels: list[str], values: list[float], path: str | os.PathLike[str], *, vmax: float = 1.0,
                    title: str = "", overwrite: bool = False) -> Path:
     """A labelled horizontal bar chart of values in [0, vmax] as a PNG (PIL's default font; no plotting library)."""
-    from PIL import Image, ImageDraw, ImageFont, features
+    from PIL import Image, ImageDraw
 
-    # Pillow's built-in font at its default 10 px squeezes some spaces to nothing; 12 px keeps them.
-    font = ImageFont.load_default(size=12) if features.check_module("freetype2") else ImageFont.load_default()
+    font = _font()
     row, left, width = 22, 12 + 7 * max((len(s) for s in labels), default=4), 300
     top = 26 if title else 6
     img = Image.new("RGB", (left + width + 70, top + row * len(labels) + 6), "white")

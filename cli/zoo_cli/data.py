@@ -57,4 +57,4 @@ def show(name: str, n: int, out: str | None, traversal: str | None, path: str | 
     if rows is not None:
         info("traversal rows: " + ", ".join(labels))
         click.echo(save_grid(rows, traversal or f"{name}_traversal.png", nrow=len(rows) // len(labels), scale=2,
-                             overwrite=overwrite))
+                             row_labels=labels, overwrite=overwrite))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from zoo.errors import ZooError
+
 __all__ = ["GroundTruthDataset", "ImageDataset", "dataset_for", "get_dataset", "list_datasets"]
 
 
@@ -19,10 +21,16 @@ def __getattr__(name: str) -> Any:
 
 
 def get_dataset(name: str, **kwargs: Any) -> Any:
-    """Build a registered dataset: ``get_dataset("faces64")``, ``get_dataset("dsprites_npz", path="...")``."""
+    """Build a registered dataset: ``get_dataset("faces64")``, ``get_dataset("dsprites_npz", path="...")``, or a
+    file-backed one named with its path: ``get_dataset("folder:photos/", size=64)``, ``"npz:faces.npz"``."""
     from zoo import registry
     from zoo._util import import_object
 
+    kind, sep, path = name.partition(":")
+    if sep:  # NAME:PATH is NAME with path=PATH (folder:, npz:, npy:, or any file-backed dataset)
+        if not path:
+            raise ZooError(f"{name!r}: give the path after the colon, e.g. {kind}:DIR")
+        name, kwargs = kind, {**kwargs, "path": path}
     spec = registry.datasets.get(name).spec
     return import_object(spec.factory)(**{**spec.default_args, **kwargs})
 
@@ -30,8 +38,6 @@ def get_dataset(name: str, **kwargs: Any) -> Any:
 def dataset_for(*models: Any, data: str | None = None, factors: bool = False, **kwargs: Any) -> Any:
     """The dataset a tool runs on: ``data`` if given, else the one every model was trained on (one line if they
     differ or a model does not say). ``factors=True`` requires ground-truth factors."""
-    from zoo.errors import ZooError
-
     if data is None:
         trained = {m.display_name: m.image_spec.dataset for m in models}
         names = set(trained.values())

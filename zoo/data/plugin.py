@@ -21,3 +21,10 @@ def zoo_register_datasets(register):
     register(zoo.DatasetSpec("celebahq", "zoo.data.files:CelebAHQFolder",
                              "CelebA-HQ images from a folder: 880x880 crop at (20, 60), 64x64 (path=...)",
                              procedural=False))
+    register(zoo.DatasetSpec("folder", "zoo.data.generic:image_folder",
+                             "any image folder, recursive: folder:PATH (size, crop, channels, factors=CSV|attr file)",
+                             procedural=False))
+    register(zoo.DatasetSpec("npz", "zoo.data.generic:image_array",
+                             "images in an .npz (images/imgs/x, optional factors): npz:PATH", procedural=False))
+    register(zoo.DatasetSpec("npy", "zoo.data.generic:image_array",
+                             "images in an .npy (N,H,W[,C] or N,C,H,W; uint8 or float): npy:PATH", procedural=False))
