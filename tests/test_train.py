@@ -1,4 +1,5 @@
-"""The training engine: weights + provenance, bit-for-bit resume after a kill, NaN guard, two-process training."""
+"""The training engine: weights + provenance, bit-for-bit resume after a kill, NaN guard, two-process training, the
+TrainingRun object train() composes, the device and the progress lines of a log file."""
 
 import json
 import os
@@ -9,11 +10,13 @@ import sys
 import time
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 import zoo
+from zoo.batching import default_device
 from zoo.errors import TrainingError
-from zoo.train import state_digest, train
+from zoo.train import TrainConfig, TrainingRun, state_digest, train
 from zoo_cli.main import make_cli
 
 ARGS = dict(seed=3, batch_size=16, checkpoint_every=10)
@@ -45,8 +48,79 @@ def test_resume_is_bit_for_bit(toy_plugin, tmp_path):
         train("toyae", "toybars", steps=30, out=tmp_path / "b", **ARGS)
 
 
+def test_resume_without_lr_keeps_the_lr_the_run_was_started_with(toy_plugin, tmp_path):
+    args = {**ARGS, "lr": 0.003}
+    full = train("toyae", "toybars", steps=30, out=tmp_path / "a", **args)
+    train("toyae", "toybars", steps=30, out=tmp_path / "b", stop_after=20, **args)
+    resumed = train("toyae", "toybars", steps=30, out=tmp_path / "b", resume=True, **ARGS)  # no --lr
+    assert state_digest(full) == state_digest(resumed)
+    prov = json.loads((tmp_path / "b" / "weights" / "config.json").read_text())["provenance"]
+    assert prov["lr"] == 0.003 and "lr_changes" not in prov and "--lr 0.003" in prov["command"]
+
+
+def test_a_training_run_stepped_by_hand_matches_train(toy_plugin, tmp_path):
+    """TrainingRun's methods are what train() composes: step, checkpoint, resume in a new process, finish."""
+    full = train("toyae", "toybars", steps=30, out=tmp_path / "a", **ARGS)
+    config = TrainConfig("tae", "toybars", 30, seed=3, batch_size=16)  # an alias: the run names the architecture
+    first = TrainingRun(config, tmp_path / "b")
+    assert first.config.arch == "toyae" and first.config.model_args["dataset"] == "toybars"
+    while first.done < 12:
+        first.step()
+    first.checkpoint()
+    second = TrainingRun(config, tmp_path / "b")
+    second.resume()
+    assert second.done == 12
+    while second.done < 30:
+        second.step()
+    assert second.record()["loss"] > 0
+    assert state_digest(second.finish()) == state_digest(full)
+    assert json.loads((tmp_path / "b" / "weights" / "config.json").read_text())["provenance"]["steps"] == 30
+
+
+def test_the_cli_trains_on_the_default_device(toy_plugin, tmp_path, cli):
+    assert cli("train", "toyae", "--data", "toybars", "--steps", "2", "--out", tmp_path / "r").exit_code == 0
+    prov = json.loads((tmp_path / "r" / "weights" / "config.json").read_text())["provenance"]
+    assert prov["device"] == default_device().type
+
+
+# name → (extra arguments of `zoo train toyae --data toybars --steps 2`, words of the one error line)
+CLI_REFUSALS = {
+    "cuda-without-cuda": (["--device", "cuda"], ["--device cuda", "no CUDA device", "--device cpu"]),
+    "wrong-channels": (["--arg", "channels=3"], ["3-channel", "toybars has 1", "--arg channels=1"]),
+    "zero-batch": (["--batch-size", "0"], ["--batch-size"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_REFUSALS))
+def test_the_cli_refuses_in_one_line(toy_plugin, tmp_path, cli, case):
+    extra, words = CLI_REFUSALS[case]
+    if case == "cuda-without-cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    line = error_line(cli("train", "toyae", "--data", "toybars", "--steps", "2", "--out", tmp_path / "r", *extra))
+    for word in words:
+        assert word in line, line
+    assert not (tmp_path / "r" / "weights").exists()
+
+
+def test_a_log_file_gets_a_progress_line_per_checkpoint(toy_plugin, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "ZOO_NO_PROGRESS"}
+    log = subprocess.run(_zoo("train", "toyae", "--data", "toybars", "--steps", "12", "--checkpoint-every", "5",
+                              "--out", str(tmp_path / "r")), env=env, capture_output=True, text=True, check=True)
+    lines = [line for line in log.stderr.splitlines() if "checkpoint saved" in line]
+    assert [line.split()[1] for line in lines] == ["5/12", "10/12"], log.stderr
+    assert all(" loss=" in line for line in lines)
+
+
 def _zoo(*args):
     return [shutil.which("zoo") or "zoo", *args]
+
+
+def error_line(result) -> str:
+    """The one `error:` line of a failed CLI call (warnings about other, broken plugins aside)."""
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("warning:")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
 
 
 def test_kill_and_resume_gives_the_same_weights(toy_plugin, tmp_path):
@@ -72,8 +146,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(toy_plugin, tmp_path):
     result = CliRunner().invoke(make_cli(), ["train", "toyae", "--data", "toybars", "--steps", "30", "--out",
                                              str(tmp_path / "r"), "--checkpoint-every", "4", "--arg", "nan_at=10"])
     assert result.exit_code == 1
-    line = result.stderr.strip()
-    assert "\n" not in line and "non-finite at step 10" in line and "checkpoint" in line
+    line = error_line(result)
+    assert "non-finite at step 10" in line and "checkpoint" in line
     state = json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())
     assert state["step"] == 8 and not (tmp_path / "r" / "weights").exists()
 

@@ -26,6 +26,7 @@ _LAZY = {
     "convert": "zoo.factory",
     "save_pretrained": "zoo.hub",
     "run": "zoo.tasks",
+    "wrap": "zoo.wrapping",
     "ModelRef": "zoo.ref",
     "parse_ref": "zoo.ref",
     "get_dataset": "zoo.data",

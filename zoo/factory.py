@@ -13,7 +13,7 @@ from zoo import hf_hub, hub, registry
 from zoo._util import atomic_folder, import_object
 from zoo.errors import WeightsError, ZooError
 from zoo.protocol import ZooModel
-from zoo.ref import HUB, LOCAL, NAME, ModelRef, parse_ref
+from zoo.ref import HUB, LOCAL, NAME, ModelRef, model_sources, parse_ref
 
 
 def build_model(arch: str, model_args: Mapping[str, Any] | None = None, *, seed: int = 0) -> ZooModel:
@@ -94,6 +94,15 @@ def create_model(name: str | ModelRef, *, pretrained: bool = True, device: str |
     >>> untrained = zoo.create_model("betavae", pretrained=False, latent_dim=6)
     """
     ref = parse_ref(name)
+    if ref.kind not in (NAME, LOCAL, HUB):  # a plugin's outside-model source, e.g. diffusers:PATH
+        if not pretrained:
+            raise ZooError(f"pretrained=False needs an architecture name, not a weights source ({ref})")
+        arch, loader = model_sources()[ref.kind]
+        model = import_object(loader)(ref.target, device=device, cache_dir=cache_dir, offline=offline, **overrides)
+        if not isinstance(model, ZooModel):
+            raise ZooError(f"the {ref.kind}: source of plugin {arch!r} returned {type(model).__name__}, not a model")
+        model.arch, model.zoo_name, model.ref = model.arch or arch, str(ref), ref
+        return model.to(device).eval()
     if ref.kind == NAME:
         resolved = registry.resolve_model(ref.target)
         if not pretrained:

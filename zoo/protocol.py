@@ -301,7 +301,15 @@ class ZooModel(nn.Module):
         per step, so a resumed run repeats the same draws."""
         raise CapabilityError(f"{self.display_name} cannot be trained")
 
+    # A model whose abilities depend on its parts (a StyleGAN without a recoder, a wrapped pair of modules) declares
+    # them: a set of CAPABILITY_METHODS keys. None: derived from the methods the class overrides.
+    declared_capabilities: frozenset[str] | None = None
+
     def has(self, capability: str) -> bool:
+        if capability not in CAPABILITY_METHODS:
+            raise ValueError(f"unknown capability {capability!r}; known: {', '.join(CAPABILITY_METHODS)}")
+        if self.declared_capabilities is not None:
+            return capability in self.declared_capabilities
         if capability == "sample":
             return self.has("decode") and (self.latent_spec.prior == "normal"
                                            or type(self).sample_latent is not ZooModel.sample_latent)

@@ -1,4 +1,5 @@
-"""A model reference, parsed once: ``arch[.tag]`` or an alias, ``local-dir:PATH``, ``hf-hub:ORG/REPO[@REVISION]``.
+"""A model reference, parsed once: ``arch[.tag]`` or an alias, ``local-dir:PATH``, ``hf-hub:ORG/REPO[@REVISION]``,
+or a prefix a plugin registers to load outside models in place (``diffusers:PATH_OR_REPO``).
 
 Every entry point (``create_model``, the CLI, ``zoo.run``) parses the text it is given into a :class:`ModelRef` and
 hands that object on; nothing downstream looks at the string again.
@@ -16,8 +17,9 @@ LOCAL, HUB, NAME = "local-dir", "hf-hub", "name"
 
 @dataclass(frozen=True)
 class ModelRef:
-    """Where a model comes from. ``kind`` is "name" (the registry), "local-dir" or "hf-hub"; ``target`` is the
-    registry name as typed, the folder, or ``ORG/REPO``; ``revision`` only for the Hub."""
+    """Where a model comes from. ``kind`` is "name" (the registry), "local-dir", "hf-hub" or a plugin's source
+    prefix; ``target`` is the registry name as typed, the folder, ``ORG/REPO``, or what the source reads; ``revision``
+    only for the Hub."""
 
     kind: str
     target: str
@@ -48,6 +50,23 @@ def parse_ref(ref: str | ModelRef) -> ModelRef:
 
         repo, revision = parse_hf_ref(ref[len(HUB) + 1:])
         return ModelRef(HUB, repo, revision)
-    if any(c in ref for c in "/\\:") or not ref:
+    prefix, sep, target = ref.partition(":")
+    if sep:
+        sources = model_sources()
+        if prefix in sources:
+            if not target:
+                raise UnknownName(f"{prefix}: needs a folder or Hub repo after the colon, e.g. {prefix}:PATH")
+            return ModelRef(prefix, target)
+        known = ", ".join(f"{p}:" for p in ("local-dir", "hf-hub", *sorted(sources)))
+        raise UnknownName(f"unknown model source {prefix + ':'!r} in {ref!r}; known: {known}")
+    if any(c in ref for c in "/\\") or not ref:
         raise UnknownName(f"model name {ref!r} looks like a path; use local-dir:PATH or hf-hub:ORG/REPO[@REV]")
     return ModelRef(NAME, ref)
+
+
+def model_sources() -> dict[str, tuple[str, object]]:
+    """Name prefixes plugins load outside models from (``diffusers:``) → (architecture, loader)."""
+    from zoo import registry
+
+    return {prefix: (entry.spec.arch, loader) for entry in registry.models.entries.values()
+            for prefix, loader in entry.spec.sources.items()}

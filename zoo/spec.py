@@ -123,9 +123,16 @@ class ModelSpec:
     paper: str | None = None
     # source format → "module:function" converting foreign weights: ``function(src, out, **options) -> out``
     converters: Mapping[str, str | Callable[..., Any]] = field(default_factory=dict)
+    # name prefix → "module:function" loading an outside model in place, e.g. ``diffusers:PATH_OR_REPO``:
+    # ``function(target, *, device, cache_dir, offline) -> ZooModel``
+    sources: Mapping[str, str | Callable[..., Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "converters", _frozen(self.converters))
+        object.__setattr__(self, "sources", _frozen(self.sources))
+        for prefix in self.sources:
+            if not ARCH_RE.match(prefix) or prefix in ("local", "hf", "name"):
+                raise ValueError(f"source prefix {prefix!r} must match {ARCH_RE.pattern}")
         if not ARCH_RE.match(self.arch):
             raise ValueError(f"architecture name {self.arch!r} must match {ARCH_RE.pattern}")
         object.__setattr__(self, "weights", tuple(self.weights))

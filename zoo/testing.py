@@ -7,12 +7,15 @@ Subclass :class:`EncoderDecoderConformance` in your plugin's tests (the diffuser
         tiny_args = {"latent_dim": 4, "image_size": 16}
 
 and pytest collects a dozen protocol checks: shapes, the [0, 1] range, determinism, ``encode(decode(z))`` shape,
-save → load round trips (local folder and an offline Hub cache pinned to a revision), registry names, training.
+save → load round trips (local folder and an offline Hub cache pinned to a revision), registry names, attribute names
+that would hide the protocol's, training (by optimisers, or in closed form). A check whose capability the model lacks
+(no encoder, no decoder, no training step) is skipped with the reason, not passed.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,17 +59,57 @@ def fake_hub_from_folder(cache_dir: str | os.PathLike[str], repo_id: str, folder
     return fake_hub(cache_dir, repo_id, files, revision=revision)
 
 
+def _skip(reason: str) -> None:
+    import pytest  # imported here: fake_hub and make_fake_dist work without pytest
+
+    pytest.skip(reason)
+
+
+def _fail(message: str) -> None:
+    import pytest
+
+    pytest.fail(message, pytrace=False)
+
+
+def protocol_names() -> set[str]:
+    """The attribute names :class:`zoo.ZooModel` defines (``components``, ``image_spec``, ``encode``, ``device``, …):
+    a parameter, buffer or sub-module of that name would hide the protocol's attribute, or be hidden by it."""
+    names = set(vars(zoo.ZooModel)) | set(getattr(zoo.ZooModel, "__annotations__", {}))
+    return {n for n in names if not n.startswith("_")}
+
+
+def _clash_message(arch: str, kind: str, name: str) -> str:
+    return (f"{arch}: the {kind} {name!r} is named like the zoo.ZooModel attribute {name!r}, which would hide it "
+            f"(or hide the {kind}); rename the {kind}, e.g. to {f'{arch}_{name}'!r}")
+
+
+# torch's refusals when a buffer/parameter is registered over an existing attribute, or a ZooModel attribute is set
+# over a registered buffer/parameter/sub-module
+_TORCH_CLASHES = (re.compile(r"attribute '(\w+)' already exists"),
+                  re.compile(r"cannot assign '[^']*' as (buffer|parameter|child module) '(\w+)'"))
+
+
 class EncoderDecoderConformance:
-    """Protocol checks every zoo architecture must pass. Set ``arch`` and ``tiny_args`` (a small configuration)."""
+    """Protocol checks every zoo architecture must pass. Set ``arch`` and ``tiny_args`` (a small configuration);
+    ``train_batch_size`` is the batch of the training-step check (a closed-form fit may need more rows than codes)."""
 
     arch: ClassVar[str]
     tiny_args: ClassVar[dict[str, Any]] = {}
     batch_size: ClassVar[int] = 3
+    train_batch_size: ClassVar[int] = 4
     atol: ClassVar[float] = 1e-5
 
     # --- helpers ------------------------------------------------------------------------------------
     def make_model(self, seed: int = 0) -> zoo.ZooModel:
-        return zoo.build_model(self.arch, self.tiny_args, seed=seed).eval()
+        try:
+            return zoo.build_model(self.arch, self.tiny_args, seed=seed).eval()
+        except (zoo.ZooError, KeyError, TypeError) as exc:
+            for pattern in _TORCH_CLASHES:
+                clash = pattern.search(str(exc))
+                if clash and clash.groups()[-1] in protocol_names():
+                    kind = clash.group(1) if clash.lastindex == 2 else "buffer or parameter"
+                    _fail(_clash_message(self.arch, kind, clash.groups()[-1]))
+            raise
 
     def latents(self, model: zoo.ZooModel, n: int | None = None, seed: int = 0) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
@@ -92,11 +135,24 @@ class EncoderDecoderConformance:
         assert not model.training, "models are handed out in eval mode"
         assert "decode" in model.capabilities() or "encode" in model.capabilities()
 
+    def test_names_leave_the_protocol_alone(self) -> None:
+        model = self.make_model()
+        own = {**{n: "parameter" for n, _ in model.named_parameters(recurse=False)},
+               **{n: "buffer" for n, _ in model.named_buffers(recurse=False)},
+               **{n: "sub-module" for n, _ in model.named_children()}}
+        clashes = sorted(set(own) & protocol_names())
+        assert not clashes, _clash_message(self.arch, own[clashes[0]], clashes[0])
+        parts = model.components
+        assert isinstance(parts, tuple) and all(isinstance(c, str) for c in parts), \
+            f"{self.arch}: components must be a tuple of sub-module names (saved apart), got {type(parts).__name__}"
+        missing = [c for c in parts if not isinstance(getattr(model, c, None), torch.nn.Module)]
+        assert not missing, f"{self.arch}: components names {missing[0]!r}, which is not a sub-module of the model"
+
     # --- decode / encode ----------------------------------------------------------------------------
     def test_decode_shape_and_range(self) -> None:
         model = self.make_model()
         if not model.has("decode"):
-            return
+            _skip(f"{self.arch} has no decoder")
         with torch.inference_mode():
             x = model.decode(self.latents(model))
         c, (h, w) = model.image_spec.channels, model.image_spec.size
@@ -106,7 +162,7 @@ class EncoderDecoderConformance:
     def test_encode_shape(self) -> None:
         model = self.make_model()
         if not model.has("encode"):
-            return
+            _skip(f"{self.arch} has no encoder")
         with torch.inference_mode():
             z = model.encode(self.images(model))
             assert z.shape == (self.batch_size, *model.latent_spec.shape) and z.dtype == torch.float32
@@ -169,14 +225,19 @@ class EncoderDecoderConformance:
 
     # --- training -----------------------------------------------------------------------------------
     def test_train_step(self) -> None:
+        """One step as ``zoo train`` runs it: through the optimisers ``configure_optimizers`` returns, or, for a
+        model fitted in closed form (no optimisers: ``{}``), by setting its buffers from the batch."""
         model = self.make_model().train()
         if not model.has("train"):
-            return
+            _skip(f"{self.arch} has no training step")
         opts = model.configure_optimizers()
+        assert isinstance(opts, Mapping) and all(isinstance(o, torch.optim.Optimizer) for o in opts.values()), \
+            "configure_optimizers must return {name: torch.optim.Optimizer} ({} for a closed-form fit)"
         before = {k: v.clone() for k, v in model.state_dict().items()}
         used = []
 
         def update(name: str, loss: torch.Tensor) -> None:
+            assert name in opts, f"train_step updated {name!r}; configure_optimizers returned {sorted(opts)}"
             assert torch.isfinite(loss), f"loss for {name!r} is not finite"
             opts[name].zero_grad(set_to_none=True)
             loss.backward()
@@ -184,11 +245,14 @@ class EncoderDecoderConformance:
             used.append(name)
 
         torch.manual_seed(0)
-        logs = model.train_step(self.images(model, n=4), 0, update)
-        assert logs and all(isinstance(v, float) for v in logs.values())
-        assert set(used) <= set(opts) and used, "train_step must update through the given optimisers"
+        logs = model.train_step(self.images(model, n=self.train_batch_size), 0, update)
+        assert isinstance(logs, Mapping) and all(isinstance(v, float) for v in logs.values()), \
+            "train_step must return the terms to log as {name: float}"
+        if opts:
+            assert used, "train_step must update through the optimisers configure_optimizers returned"
         changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
-        assert changed, "a training step must change some weights"
+        assert changed, ("a training step must change some weights" if opts else
+                         "a closed-form training step (no optimisers) must set some buffers from the batch")
 
 
 def make_fake_dist(root: str | os.PathLike[str], name: str, entry_points: Mapping[str, str],

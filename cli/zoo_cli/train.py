@@ -38,12 +38,13 @@ def parse_args(pairs: tuple[str, ...]) -> dict:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True,
               help="Train again over an earlier run in --out (files zoo did not write there are kept).")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default=None,
+              help="cuda, cuda:1, cpu, ... [default: CUDA when there is one, else cpu; ZOO_DEVICE overrides]")
 @click.option("--init", default=None, metavar="NAME",
               help="Start from these weights instead of a random initialisation (fine-tuning).")
 def train(arch: str, data: str, steps: int, out: str, seed: int, batch_size: int, lr: float | None,
           args: tuple[str, ...], data_args: tuple[str, ...], tag: str | None, checkpoint_every: int, resume: bool,
-          device: str, init: str | None, overwrite: bool) -> None:
+          device: str | None, init: str | None, overwrite: bool) -> None:
     """Train ARCH on a dataset; works unchanged under `torchrun --nproc_per_node=K`."""
     from zoo.train import train as run
 

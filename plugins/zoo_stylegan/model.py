@@ -258,6 +258,11 @@ class StyleGAN(zoo.ZooModel):
         self.components = tuple(c for c in ("generator", "discriminator", "recoder") if getattr(self, c) is not None)
         self.r1_gamma, self.lr, self.disc_lr, self.recoder_lr = r1_gamma, lr, disc_lr, recoder_lr
         self.train_parts, self.recoder_pixel_weight = train_parts, recoder_pixel_weight
+        # what this instance can do depends on its parts: converted weights carry no recoder (no encoder), and a
+        # training step updates all three parts
+        has_recoder, trainable = self.recoder is not None, self.recoder is not None and discriminator
+        self.declared_capabilities = frozenset({"decode", "sample", "mapping", *(["encode"] * has_recoder),
+                                                *(["train"] * trainable)})
 
     # --- zoo protocol: W is the latent space, Z the prior space ----------------------------------------------
     def map_prior(self, z: Tensor) -> Tensor:
@@ -278,13 +283,6 @@ class StyleGAN(zoo.ZooModel):
             raise zoo.CapabilityError(f"{self.display_name} has no encoder (no W recoder: converted weights carry "
                                       f"none); invert images with zoo.invert.refine_codes from a w you choose")
         return self.recoder(x)
-
-    def has(self, capability: str) -> bool:
-        if capability == "encode":
-            return self.recoder is not None
-        if capability == "train":  # a training step updates all three parts
-            return self.recoder is not None and self.discriminator is not None
-        return super().has(capability)
 
     # --- training ------------------------------------------------------------------------------------------
     def configure_optimizers(self, lr: float | None = None) -> dict[str, torch.optim.Optimizer]:

@@ -36,12 +36,12 @@ def get_dataset(name: str, **kwargs: Any) -> Any:
 
 
 def dataset_for(*models: Any, data: str | None = None, factors: bool = False, **kwargs: Any) -> Any:
-    """The dataset a tool runs on: ``data`` if given, else the one every model was trained on (one line if they
-    differ or a model does not say). ``factors=True`` requires ground-truth factors."""
+    """The dataset a tool runs on: ``data`` if given, else the one the models were trained on (one line if they
+    differ, or if none says). ``factors=True`` requires ground-truth factors."""
     if data is None:
         trained = {m.display_name: m.image_spec.dataset for m in models}
-        names = set(trained.values())
-        if len(names) != 1 or None in names:
+        names = set(trained.values()) - {None}  # a model that does not say (an outside VAE) takes the others' data
+        if len(names) != 1:
             which = ", ".join(f"{m} on {d!r}" for m, d in trained.items())
             raise ZooError(f"no common training dataset ({which}); pass --data NAME (see `zoo data list`)"
                            if models else "this task needs data; pass --data NAME (see `zoo data list`)")

@@ -1,14 +1,12 @@
-"""Shared sampling for metrics: factors drawn with an explicit RNG, rendered, encoded in batches."""
+"""Shared sampling for metrics: factors drawn with an explicit RNG, rendered and encoded through :mod:`zoo.batching`."""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from typing import Any
 
 import numpy as np
-import torch
 
-from zoo.image import adapt
-from zoo.progress import progress_bar
+from zoo import batching
 
 
 def sample_factors_stream(dataset, n: int, rng, batch_size: int = 16) -> np.ndarray:
@@ -22,16 +20,20 @@ def sample_factors_stream(dataset, n: int, rng, batch_size: int = 16) -> np.ndar
     return np.concatenate(out)
 
 
-@torch.no_grad()
-def encode_factors(model, dataset, factors: np.ndarray, batch_size: int = 256,
+def encode_factors(model, dataset, factors: np.ndarray, batch_size: int | None = None,
                    label: str | None = "encoding") -> np.ndarray:
-    """Mean representation of the images of ``factors`` (rows), as float64 (n, d); a progress bar unless ``label``
-    is None (for callers that show their own)."""
-    codes = []
-    with progress_bar(label, len(factors)) if label else nullcontext() as bar:
-        for lo in range(0, len(factors), batch_size):
-            x = adapt(dataset.images_from_factors(factors[lo:lo + batch_size]), model.image_spec)
-            codes.append(model.encode(x.to(model.device)).flatten(1).double().cpu().numpy())
-            if bar is not None:
-                bar.advance(bar.task_ids[0], len(x))
-    return np.concatenate(codes)
+    """Mean representation of the images of ``factors`` (rows), as float64 (n, d). Images are rendered one batch at
+    a time (a procedural grid never materialises); a progress bar unless ``label`` is None (for callers that show
+    their own)."""
+    codes = batching.encode(model, lambda lo, hi: dataset.images_from_factors(factors[lo:hi]), n=len(factors),
+                            batch_size=batch_size, label=label)
+    return codes.flatten(1).double().numpy()
+
+
+def dataset_of(model, data: Any) -> Any:
+    """``data`` when it is a dataset already; else the dataset named ``data`` (default: the model's own)."""
+    if data is not None and not isinstance(data, str):
+        return data
+    from zoo.data import dataset_for
+
+    return dataset_for(model, data=data)

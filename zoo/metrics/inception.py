@@ -173,6 +173,7 @@ class FIDInceptionV3(nn.Module):
     """Images in [0, 1] (N, 1 or 3, H, W) → pool3 features (N, 2048). Tensor names are those of pytorch-fid's
     weights file (torchvision's Inception-v3 names), so its state dict loads as is (``fc`` is not needed)."""
 
+    name = "inception"
     dim = POOL3_DIM
 
     def __init__(self) -> None:

@@ -29,40 +29,87 @@ def decoder_jacobian(model, z: Tensor) -> Tensor:
 
 
 def hutchinson_trace(model, z: Tensor, samples: int = 16, seed: int = 0) -> Tensor:
-    """Unbiased estimates of tr(JᵀJ) per code, from ``samples`` JVPs with Rademacher directions."""
+    """Unbiased estimates of tr(JᵀJ) per code, from ``samples`` JVPs with Rademacher directions (drawn on the CPU,
+    so every device sees the same ones)."""
     from torch.func import jvp
 
     g = torch.Generator().manual_seed(seed)
-    total = torch.zeros(len(z))
+    total = torch.zeros(len(z), device=z.device)
     for _ in range(samples):
-        v = torch.randint(0, 2, z.shape, generator=g).float() * 2 - 1
+        v = (torch.randint(0, 2, z.shape, generator=g).float() * 2 - 1).to(z.device)
         _, jv = jvp(model.decode, (z,), (v,))
         total += jv.flatten(1).pow(2).sum(1).detach()
-    return total / samples
+    return (total / samples).cpu()
 
 
-def geometry_of(J: Tensor) -> dict[str, np.ndarray]:
+GEOMETRY = ("condition", "anisotropy", "orthogonality", "trace")  # per-code scalars, after the d eigenvalues
+
+
+def _geometry(J: Tensor) -> Tensor:
+    """(B, d + 4) float64: the descending eigenvalues of JᵀJ, then the scalars of :data:`GEOMETRY`."""
     M = J.transpose(-1, -2) @ J
     eig = torch.linalg.eigvalsh(M.double()).flip(-1).clamp_min(0)  # descending
     cols = J / J.norm(dim=-2, keepdim=True).clamp_min(1e-12)
     cos = (cols.transpose(-1, -2) @ cols).abs()
     d = J.shape[-1]
     off = (cos.sum((-1, -2)) - cos.diagonal(dim1=-2, dim2=-1).sum(-1)) / max(d * (d - 1), 1)
-    return {"eigenvalues": eig.numpy(), "condition": (eig[..., 0] / eig[..., -1].clamp_min(1e-30)).numpy(),
-            "anisotropy": (eig[..., 0] / eig.mean(-1).clamp_min(1e-30)).numpy(),
-            "orthogonality": (1 - off).double().numpy(), "trace": eig.sum(-1).numpy()}
+    scalars = (eig[..., 0] / eig[..., -1].clamp_min(1e-30), eig[..., 0] / eig.mean(-1).clamp_min(1e-30),
+               (1 - off).double(), eig.sum(-1))
+    return torch.cat([eig, torch.stack(scalars, -1)], -1)
 
 
-def jacobian_geometry(model, *, n: int = 64, seed: int = 0, batch_size: int = 16) -> dict[str, Any]:
-    """Spectrum and shape of the pullback metric at ``n`` codes sampled from the model's latent distribution."""
+def _split(geometry: Tensor, d: int) -> dict[str, np.ndarray]:
+    g = geometry.cpu().numpy()
+    columns = {"eigenvalues": g[..., :d], **{k: g[..., d + i] for i, k in enumerate(GEOMETRY)}}
+    return {k: np.ascontiguousarray(v) for k, v in columns.items()}  # contiguous, as concatenated: the same sums below
+
+
+def geometry_of(J: Tensor) -> dict[str, np.ndarray]:
+    """Eigenvalues of JᵀJ (descending), condition number, anisotropy, column orthogonality and trace, per Jacobian
+    of the batch ``J`` (B, P, d)."""
+    return _split(_geometry(J), J.shape[-1])
+
+
+def jacobian_geometry(model, *, n: int = 64, seed: int = 0, batch_size: int | None = None) -> dict[str, Any]:
+    """Spectrum and shape of the pullback metric at ``n`` codes sampled from the model's latent distribution, the
+    Jacobians computed ``batch_size`` codes at a time on the model's device (:mod:`zoo.batching`)."""
+    from zoo import batching
+
     require(model, "decode", "sample", purpose="Jacobian geometry")
     g = torch.Generator().manual_seed(seed)
-    z = model.sample_latent(n, generator=g).flatten(1)
-    parts = [geometry_of(decoder_jacobian(model, z[i:i + batch_size]).detach()) for i in range(0, n, batch_size)]
-    geo = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    z = model.sample_latent(n, generator=g).flatten(1).cpu()
+    # jacfwd is forward mode, which the helper's no_grad does not switch off
+    geo = _split(batching.map_batches(lambda zb: _geometry(decoder_jacobian(model, zb)), z, batch_size=batch_size,
+                                      device=model.device, label=f"Jacobians of {n} codes"), z.shape[1])
     spectrum = geo["eigenvalues"].mean(0)
     return {"n": n, "spectrum_mean": spectrum.tolist(),
             "log10_condition_median": float(np.median(np.log10(geo["condition"]))),
             "anisotropy_median": float(np.median(geo["anisotropy"])),
             "orthogonality_mean": float(geo["orthogonality"].mean()),
             "trace_mean": float(geo["trace"].mean())}
+
+
+def save_spectrum_chart(values: list[float], path: str, height: int = 120, bar: int = 6) -> None:
+    """A log-scale bar chart of a spectrum as a PNG, drawn as a tensor (no plotting library needed)."""
+    import math
+
+    from zoo.image import save_image
+
+    logs = [math.log10(max(v, 1e-30)) for v in values]
+    lo, hi = min(logs), max(logs)
+    img = torch.ones(3, height, len(values) * (bar + 1) + 1)
+    for i, v in enumerate(logs):
+        h = max(1, int((v - lo) / (hi - lo + 1e-12) * (height - 2)) + 1)
+        img[:, height - h:, 1 + i * (bar + 1): 1 + i * (bar + 1) + bar] = torch.tensor([0.2, 0.4, 0.8])[:, None, None]
+    save_image(img, path, scale=2)
+
+
+def jacobian_task(run, *, n: int, seed: int, out: str | None) -> dict[str, Any]:
+    """The ``jacobian`` task: :func:`jacobian_geometry` of the run's model; with ``out``, its mean spectrum as a PNG
+    bar chart."""
+    result = {"model": run.model.display_name, **jacobian_geometry(run.model, n=n, seed=seed,
+                                                                    batch_size=run.batch_size)}
+    if out:
+        save_spectrum_chart(result["spectrum_mean"], out)
+        result["png"] = out
+    return result

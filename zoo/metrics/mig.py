@@ -80,18 +80,35 @@ def mig_from_codes(codes: np.ndarray, factors: np.ndarray, num_bins: int | None 
 
 
 def compute_mig(model, dataset, *, num_train: int = 10000, num_bins: int = 20, seed: int = 0,
-                batch_size: int = 16) -> dict[str, Any]:
+                batch_size: int = 16, encode_batch_size: int | None = None) -> dict[str, Any]:
     """disentanglement_lib's MIG of ``model``'s mean representation on ``dataset``.
 
     The factors come from ``np.random.RandomState(seed)`` drawn ``batch_size`` at a time — dlib's stream; encoding
-    runs in larger batches (the result does not depend on it)."""
+    runs ``encode_batch_size`` images at a time (default: :func:`zoo.batching.default_batch_size`; the codes of an
+    image do not depend on it)."""
     from zoo.metrics._sampling import encode_factors, sample_factors_stream
     from zoo.protocol import require
 
     require(model, "encode", purpose="MIG")
     factors = sample_factors_stream(dataset, num_train, np.random.RandomState(seed), batch_size)
-    codes = encode_factors(model, dataset, factors, label=f"MIG: encoding {num_train} images")
+    codes = encode_factors(model, dataset, factors, encode_batch_size, label=f"MIG: encoding {num_train} images")
     out = mig_from_codes(codes, factors, num_bins)
     out["factor_names"] = list(dataset.factor_names)
     out["num_train"] = num_train
     return out
+
+
+def mig_task(run, *, num_train: int, seed: int, out: str | None) -> dict[str, Any]:
+    """The ``mig`` task: :func:`compute_mig` on the run's model and ground-truth dataset; with ``out``, the
+    normalised MI matrix (latents × factors) as a heatmap PNG."""
+    result = compute_mig(run.model, run.data, num_train=num_train, seed=seed, encode_batch_size=run.batch_size)
+    result.update(model=run.model.display_name, data=run.data.name)
+    if out:
+        import torch
+
+        from zoo.image import save_image
+
+        mi = torch.tensor(result["mutual_info"]) / torch.tensor(result["entropy"])  # (D, K), normalised
+        save_image(mi.clamp(0, 1), out, scale=24)
+        result["png"] = out
+    return result

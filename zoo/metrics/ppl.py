@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from zoo import batching
 from zoo.errors import CapabilityError, ZooError
 from zoo.metrics.distances import Distance, get_distance
-from zoo.progress import progress_bar
 from zoo.protocol import require
 
 DistanceArg = str | Distance
@@ -53,11 +53,40 @@ def path_fn(model, space: str) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     raise ZooError(f"--space must be z or w, got {space!r}")
 
 
-def _endpoints(model, space: str, b: int, g: torch.Generator, sampling: str) -> tuple[Tensor, Tensor, Tensor]:
-    a, c = model.sample_prior(b, generator=g), model.sample_prior(b, generator=g)
-    if space == "w":
-        a, c = model.map_prior(a), model.map_prior(c)
-    return a, c, torch.rand(b, generator=g) * (1.0 if sampling == "full" else 0.0)
+# Paths are drawn this many at a time (endpoints a, then c, then t): zoo's PPL stream since its first release, kept
+# fixed so that the paths, and the result, depend on the seed only and not on the batch size they are decoded in.
+PATH_CHUNK = 100
+
+
+def draw_paths(model, n: int, seed: int, sampling: str) -> tuple[Tensor, Tensor, Tensor]:
+    """The ``n`` paths of ``seed``: prior endpoints ``a``, ``c`` (n, *prior shape) and ``t`` (n,), on the CPU; drawn
+    from a CPU ``torch.Generator`` so that every device sees the same paths."""
+    g = torch.Generator().manual_seed(seed)
+    a, c, t = [], [], []
+    for lo in range(0, n, PATH_CHUNK):
+        b = min(PATH_CHUNK, n - lo)
+        a.append(model.sample_prior(b, generator=g).cpu())
+        c.append(model.sample_prior(b, generator=g).cpu())
+        t.append(torch.rand(b, generator=g) * (1.0 if sampling == "full" else 0.0))
+    return torch.cat(a), torch.cat(c), torch.cat(t)
+
+
+def over_paths(model, space: str, sampling: str, n: int, seed: int,
+               per_batch: Callable[[Tensor, Tensor, Tensor], Tensor], batch_size: int | None = None,
+               label: str | None = None) -> Tensor:
+    """``per_batch(a, c, t)`` over the paths of ``seed`` in batches on the model's device (:mod:`zoo.batching`), the
+    endpoints ``a``, ``c`` in the space of ``space`` (mapped to W for "w"); the outputs concatenated on the CPU."""
+    a, c, t = draw_paths(model, n, seed, sampling)
+    shape, d = a.shape[1:], a[0].numel()
+
+    def batch(p: Tensor) -> Tensor:  # one tensor per path, so that the one batching helper can carry them
+        a, c = p[:, :d].view(-1, *shape), p[:, d:2 * d].view(-1, *shape)
+        if space == "w":
+            a, c = model.map_prior(a), model.map_prior(c)
+        return per_batch(a, c, p[:, -1])
+
+    packed = torch.cat([a.flatten(1), c.flatten(1), t[:, None]], 1)
+    return batching.map_batches(batch, packed, batch_size=batch_size, device=model.device, label=label)
 
 
 def _check(model, sampling: str, distance: DistanceArg, weights: Any = None) -> Distance:
@@ -73,32 +102,30 @@ def _crop(x: Tensor) -> Tensor:
 
 
 def ppl_samples(model, *, space: str = "z", sampling: str = "end", n: int = 2000, epsilon: float = 1e-4,
-                batch_size: int = 100, seed: int = 0, distance: DistanceArg = "pixel_sq_l2",
+                batch_size: int | None = None, seed: int = 0, distance: DistanceArg = "pixel_sq_l2",
                 distance_weights: Any = None, crop: bool = False) -> np.ndarray:
-    """The ``n`` per-path values d(G(path(t)), G(path(t + ε))) / ε², before the percentile discard."""
+    """The ``n`` per-path values d(G(path(t)), G(path(t + ε))) / ε², before the percentile discard; decoded
+    ``batch_size`` paths at a time (default: per device)."""
     dist = _check(model, sampling, distance, distance_weights).to(model.device)
     path = path_fn(model, space)
-    g = torch.Generator().manual_seed(seed)
-    values = []
+
+    def per_batch(a: Tensor, c: Tensor, t: Tensor) -> Tensor:
+        x0, x1 = model.decode(path(a, c, t)).float(), model.decode(path(a, c, t + epsilon)).float()
+        if crop:
+            x0, x1 = _crop(x0), _crop(x1)
+        return (dist(x0, x1) / epsilon ** 2).double()
+
     tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     try:
-        with torch.no_grad(), progress_bar(f"PPL ({space}, {sampling})", n) as bar:
-            for lo in range(0, n, batch_size):
-                b = min(batch_size, n - lo)
-                a, c, t = _endpoints(model, space, b, g, sampling)
-                x0, x1 = model.decode(path(a, c, t)).float(), model.decode(path(a, c, t + epsilon)).float()
-                if crop:
-                    x0, x1 = _crop(x0), _crop(x1)
-                values.append((dist(x0, x1) / epsilon ** 2).double())
-                bar.advance(bar.task_ids[0], b)
+        values = over_paths(model, space, sampling, n, seed, per_batch, batch_size, label=f"PPL ({space}, {sampling})")
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
-    return torch.cat(values).numpy()
+    return values.numpy()
 
 
 def perceptual_path_length(model, *, space: str = "z", sampling: str = "end", n: int = 2000, epsilon: float = 1e-4,
-                           batch_size: int = 100, seed: int = 0, distance: DistanceArg = "pixel_sq_l2",
+                           batch_size: int | None = None, seed: int = 0, distance: DistanceArg = "pixel_sq_l2",
                            distance_weights: Any = None, crop: bool = False) -> dict[str, Any]:
     """PPL of ``model`` over ``n`` random paths (see the module docstring). ``crop`` keeps the central face region
     (NVIDIA's FFHQ crop: rows 1/8–5/8, columns 1/4–3/4 of the image)."""
@@ -111,24 +138,31 @@ def perceptual_path_length(model, *, space: str = "z", sampling: str = "end", n:
             "distance": dist.name, "distance_files": dist.files, "crop": crop}
 
 
+def ppl_task(run, *, space: str, sampling: str, n: int, epsilon: float, crop: bool, seed: int, distance: str,
+             distance_weights: str | None) -> dict[str, Any]:
+    """The ``ppl`` task: :func:`perceptual_path_length` of the run's model, decoded in the run's batches."""
+    return {"model": run.model.display_name,
+            **perceptual_path_length(run.model, space=space, sampling=sampling, n=n, epsilon=epsilon, crop=crop,
+                                     seed=seed, distance=distance, distance_weights=distance_weights,
+                                     batch_size=run.batch_size)}
+
+
 def jvp_path_length(model, *, space: str = "z", sampling: str = "end", n: int = 200, seed: int = 0,
-                    batch_size: int = 100, distance: DistanceArg = "pixel_sq_l2", distance_weights: Any = None,
+                    batch_size: int | None = None, distance: DistanceArg = "pixel_sq_l2", distance_weights: Any = None,
                     crop: bool = False) -> np.ndarray:
-    """The ε → 0 limit of :func:`ppl_samples` (same paths for the same seed and batch size): ‖d φ(G(path(t)))/dt‖²
-    from forward-mode JVPs through the distance's embedding φ — no ε, no rounding amplification."""
+    """The ε → 0 limit of :func:`ppl_samples` (the same paths for the same seed): ‖d φ(G(path(t)))/dt‖² from
+    forward-mode JVPs through the distance's embedding φ — no ε, no rounding amplification."""
     from torch.func import jvp
 
     dist = _check(model, sampling, distance, distance_weights).to(model.device)
     path = path_fn(model, space)
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for lo in range(0, n, batch_size):
-        b = min(batch_size, n - lo)
-        a, c, t = _endpoints(model, space, b, g, sampling)
+
+    def per_batch(a: Tensor, c: Tensor, t: Tensor) -> Tensor:
         def embedded(tt: Tensor) -> Tensor:
             x = model.decode(path(a, c, tt)).float()
             return dist.embed(_crop(x) if crop else x)
 
-        _, dx = jvp(embedded, (t,), (torch.ones(b),))
-        out.append(dx.detach().pow(2).sum(1).double())
-    return torch.cat(out).numpy()
+        _, dx = jvp(embedded, (t,), (torch.ones_like(t),))  # forward mode: unaffected by the helper's no_grad
+        return dx.pow(2).sum(1).double()
+
+    return over_paths(model, space, sampling, n, seed, per_batch, batch_size).numpy()

@@ -353,15 +353,12 @@ def chen_mig_from_posteriors(mean: np.ndarray, logvar: np.ndarray, factors: np.n
 
 
 def chen_mig(model, dataset, *, factors: Sequence[str] | None = None, num_points: int | None = 10000,
-             num_samples: int = 10000, seed: int = 0) -> dict[str, Any]:
+             num_samples: int = 10000, seed: int = 0, batch_size: int | None = None) -> dict[str, Any]:
     """Chen et al.'s MIG of ``model`` on ``dataset``. The paper encodes the whole factor grid (``num_points=None``;
     737,280 images on dSprites) and leaves out dSprites' shape factor; by default this draws ``num_points`` grid
     points uniformly (seeded) so the metric fits a CPU budget, and ``factors`` selects factors by name (default: all
-    with more than one value)."""
-    import torch
-
-    from zoo.image import adapt
-    from zoo.progress import progress_bar
+    with more than one value). Images are encoded ``batch_size`` at a time."""
+    from zoo import batching
     from zoo.protocol import require
 
     require(model, "encode_dist", purpose="Chen's MIG (it needs the posterior q(z|x))")
@@ -377,22 +374,26 @@ def chen_mig(model, dataset, *, factors: Sequence[str] | None = None, num_points
     else:
         index = np.sort(rng.choice(len(dataset), num_points, replace=False))
     all_factors = dataset.index_to_factors(index)
-    means, logvars = [], []
-    with torch.no_grad(), progress_bar("Chen MIG: encoding", len(index)) as bar:
-        for lo in range(0, len(index), 512):
-            x = adapt(dataset.images_from_factors(all_factors[lo:lo + 512]), model.image_spec).to(model.device)
-            dist = model.encode_dist(x)
-            means.append(dist.mean.flatten(1).double().cpu().numpy())
-            logvars.append(dist.logvar.flatten(1).double().cpu().numpy())
-            bar.advance(bar.task_ids[0], len(x))
-    out = chen_mig_from_posteriors(np.concatenate(means), np.concatenate(logvars), all_factors[:, cols],
-                                   [dataset.factor_sizes[c] for c in cols], num_samples=num_samples, seed=seed)
+    mean, logvar = batching.encode(model, lambda lo, hi: dataset.images_from_factors(all_factors[lo:hi]),
+                                   n=len(index), batch_size=batch_size, dist=True, label="Chen MIG: encoding")
+    out = chen_mig_from_posteriors(mean.flatten(1).double().numpy(), logvar.flatten(1).double().numpy(),
+                                   all_factors[:, cols], [dataset.factor_sizes[c] for c in cols],
+                                   num_samples=num_samples, seed=seed)
     return {**out, "factor_names": chosen, "num_points": len(index)}
+
+
+def mig_chen_task(run, *, num_points: int, num_samples: int, factors: str | None, seed: int) -> dict[str, Any]:
+    """The ``mig_chen`` task: :func:`chen_mig` of the run's model on its ground-truth dataset (``num_points=0``: the
+    whole grid, as the paper; ``factors``: comma-separated names)."""
+    chosen = [f.strip() for f in factors.split(",")] if factors else None
+    return {"model": run.model.display_name, "data": run.data.name,
+            **chen_mig(run.model, run.data, factors=chosen, num_points=num_points or None, num_samples=num_samples,
+                       seed=seed, batch_size=run.batch_size)}
 
 
 # --- all of them -----------------------------------------------------------------------------------------------------
 
-def model_representation(model, dataset, batch_size: int = 512) -> Represent:
+def model_representation(model, dataset, batch_size: int | None = None) -> Represent:
     """Mean codes of ``model`` for factor rows of ``dataset`` (float64 (n, D)), encoded ``batch_size`` at a time."""
     from zoo.metrics._sampling import encode_factors
     from zoo.protocol import require
@@ -402,16 +403,18 @@ def model_representation(model, dataset, batch_size: int = 512) -> Represent:
 
 
 def compute_scores(model, dataset, *, scores: Sequence[str] = SCORES, quick: bool = False, dci_mode: str = "sklearn",
-                   seed: int = 0, represent: Represent | None = None) -> dict[str, Any]:
+                   seed: int = 0, represent: Represent | None = None,
+                   batch_size: int | None = None) -> dict[str, Any]:
     """Every score in ``scores`` with dlib's sample sizes (``quick``: a tenth of them, for a first look), each from
-    its own ``RandomState(seed)`` as dlib evaluates them. Returns {score: {key: value}}."""
+    its own ``RandomState(seed)`` as dlib evaluates them; images encoded ``batch_size`` at a time. Returns
+    {score: {key: value}}."""
     from zoo.progress import progress_bar
 
     unknown = [s for s in scores if s not in SCORES]
     if unknown:
         raise ZooError(f"unknown score {unknown[0]!r}; choose from {', '.join(SCORES)}")
     n = QUICK if quick else DLIB
-    represent = represent or model_representation(model, dataset)
+    represent = represent or model_representation(model, dataset, batch_size)
     runs: dict[str, Callable[[], dict[str, Any]]] = {
         "beta_vae": lambda: beta_vae_score(dataset, represent, num_train=n["num_train"], num_eval=n["num_eval"],
                                            seed=seed),
@@ -431,3 +434,49 @@ def compute_scores(model, dataset, *, scores: Sequence[str] = SCORES, quick: boo
             out[name] = runs[name]()
             bar.advance(bar.task_ids[0], 1)
     return out
+
+
+# the number each score is usually quoted by
+HEADLINE = {"beta_vae": "eval_accuracy", "factor_vae": "eval_accuracy", "dci": "disentanglement",
+            "sap": "SAP_score", "modularity": "modularity_score", "unsupervised": "gaussian_total_correlation",
+            "mig": "discrete_mig", "mig_chen": "mig_chen"}
+ALL_SCORES = ("mig", "mig_chen", *SCORES)
+
+
+def scores_task(run, *, only: str | None, quick: bool, dci_mode: str, seed: int, out: str | None,
+                overwrite: bool) -> dict[str, Any]:
+    """The ``scores`` task (``zoo scores``): every score of :data:`ALL_SCORES` (or the comma-separated ``only``) on
+    the run's model and ground-truth dataset; Chen's MIG only for models with a Gaussian encoder unless asked for.
+    Returns the headline numbers (``summary``) and every score's keys (``scores``); with ``out``, a bar chart PNG."""
+    from zoo.metrics.mig import compute_mig
+    from zoo.protocol import require
+
+    wanted = [s.strip() for s in only.split(",")] if only else list(ALL_SCORES)
+    unknown = [s for s in wanted if s not in ALL_SCORES]
+    if unknown:
+        raise ZooError(f"unknown score {unknown[0]!r}; choose from {', '.join(ALL_SCORES)}")
+    model, dataset = run.model, run.data
+    if "mig_chen" in wanted:
+        if only:  # asked for by name: a model without q(z|x) is an error, before any work
+            require(model, "encode_dist", purpose="Chen's MIG (it needs the posterior q(z|x))")
+        elif not model.has("encode_dist"):
+            wanted.remove("mig_chen")
+    results: dict[str, Any] = {}
+    if "mig" in wanted:
+        results["mig"] = {"discrete_mig": compute_mig(model, dataset, num_train=1000 if quick else 10000, seed=seed,
+                                                      encode_batch_size=run.batch_size)["discrete_mig"]}
+    if "mig_chen" in wanted:
+        results["mig_chen"] = chen_mig(model, dataset, num_points=2000 if quick else 10000, seed=seed,
+                                       batch_size=run.batch_size)
+    results.update(compute_scores(model, dataset, scores=[s for s in wanted if s in SCORES], quick=quick,
+                                  dci_mode=dci_mode, seed=seed, batch_size=run.batch_size))
+    summary = {s: results[s][HEADLINE[s]] for s in wanted}
+    if out:
+        from zoo.image import save_bar_chart
+
+        bounded = [s for s in wanted if s != "unsupervised"]  # the Gaussian TC is in nats, not in [0, 1]
+        save_bar_chart(bounded, [summary[s] for s in bounded], out,
+                       title=f"{model.display_name} on {dataset.name}{' (quick)' if quick else ''}",
+                       overwrite=overwrite)
+    return {"model": model.display_name, "data": dataset.name, "quick": quick, "dci_mode": dci_mode, "seed": seed,
+            "summary": summary, "scores": results, "png": out}

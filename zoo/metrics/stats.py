@@ -12,12 +12,15 @@ and the p-value comes from HZ's log-normal approximation with the closed-form me
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats as sps
 
 from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def check_hz_samples(n: int, p: int) -> None:
@@ -67,26 +70,23 @@ def henze_zirkler(x: np.ndarray) -> dict[str, Any]:
     return {"hz": float(hz), "p_value": pval, "normal": pval > 0.05, "n": n, "p": p}
 
 
-def latent_normality(model, *, data: str | None = None, n: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Henze-Zirkler on the encoder's mean codes of ``n`` images of the model's dataset."""
-    import torch
-
-    from zoo.data import get_dataset
-    from zoo.image import adapt
+def latent_normality(model, *, data: Any = None, n: int = 1000, seed: int = 0,
+                     batch_size: int | None = None) -> dict[str, Any]:
+    """Henze-Zirkler on the encoder's mean codes of ``n`` images of ``data`` (a dataset or its name; default the
+    model's own), encoded ``batch_size`` at a time."""
+    from zoo import batching
+    from zoo.metrics._sampling import dataset_of
     from zoo.protocol import require
 
     require(model, "encode", purpose="latent statistics")
     check_hz_samples(n, model.latent_spec.dim)  # before encoding anything
-    ds = get_dataset(data or model.image_spec.dataset)
-    x, _ = ds.sample(n, seed)
-    with torch.no_grad():
-        z = torch.cat([model.encode(adapt(x[i:i + 200], model.image_spec)) for i in range(0, n, 200)])
-    z = z.flatten(1).double().numpy()
+    x, _ = dataset_of(model, data).sample(n, seed)
+    z = batching.encode(model, x, batch_size=batch_size).flatten(1).double().numpy()
     return {"model": model.display_name, **henze_zirkler(z), "per_dim_std": z.std(0).tolist()}
 
 
-def pair_distances(codes: "torch.Tensor", noisy: "torch.Tensor", partner: "torch.Tensor",
-                   nearest: "torch.Tensor") -> dict[str, float]:
+def pair_distances(codes: torch.Tensor, noisy: torch.Tensor, partner: torch.Tensor,
+                   nearest: torch.Tensor) -> dict[str, float]:
     """Mean Euclidean distances from each code to a random other code, to the code of its noisy image and to the
     code of its nearest image, and the last two relative to the first."""
     rnd = (codes - codes[partner]).norm(dim=1).mean().item()
@@ -97,17 +97,18 @@ def pair_distances(codes: "torch.Tensor", noisy: "torch.Tensor", partner: "torch
     return {"random": rnd, "noise": noise, "near": near, "noise_ratio": noise / rnd, "near_ratio": near / rnd}
 
 
-def distance_analysis(model, *, data: str | None = None, n: int = 1000, seed: int = 0, noise: float = 0.05,
-                      batch_size: int = 200) -> dict[str, Any]:
+def distance_analysis(model, *, data: Any = None, n: int = 1000, seed: int = 0, noise: float = 0.05,
+                      batch_size: int | None = None) -> dict[str, Any]:
     """Table 4.2 of the seed thesis (Asperti's group, latent-space comparison of VAE/GAN/SplitVAE/StyleGAN): for
-    ``n`` images, mean latent distances between random pairs, between an image and itself plus U(−noise, noise)
-    pixel noise (clamped to [0, 1]), and between an image and its nearest neighbour among the ``n`` (exact, in pixel
-    space; the thesis used an approximate search over the dataset) — next to the same distances in the image space
-    reduced by PCA to the latent dimension, the model-free reference."""
+    ``n`` images of ``data`` (a dataset or its name; default the model's own), mean latent distances between random
+    pairs, between an image and itself plus U(−noise, noise) pixel noise (clamped to [0, 1]), and between an image
+    and its nearest neighbour among the ``n`` (exact, in pixel space; the thesis used an approximate search over the
+    dataset) — next to the same distances in the image space reduced by PCA to the latent dimension, the model-free
+    reference. Images are encoded ``batch_size`` at a time."""
     import torch
 
-    from zoo.data import get_dataset
-    from zoo.image import adapt
+    from zoo import batching
+    from zoo.metrics._sampling import dataset_of
     from zoo.protocol import require
 
     require(model, "encode", purpose="distance analysis")
@@ -116,7 +117,7 @@ def distance_analysis(model, *, data: str | None = None, n: int = 1000, seed: in
         raise ZooError(f"the distance analysis of {dim}-dimensional codes needs at least {max(3, dim + 1)} images, got "
                        f"{n}: its reference reduces the images by PCA to {dim} dimensions, and n images span at most "
                        f"n - 1")
-    x, _ = get_dataset(data or model.image_spec.dataset).sample(n, seed)
+    x, _ = dataset_of(model, data).sample(n, seed)
     g = torch.Generator().manual_seed(seed)
     x_noisy = (x + (torch.rand(x.shape, generator=g) * 2 - 1) * noise).clamp(0, 1)
     partner = (torch.arange(n) + torch.randint(1, n, (n,), generator=g)) % n  # a random *other* image
@@ -124,13 +125,7 @@ def distance_analysis(model, *, data: str | None = None, n: int = 1000, seed: in
     d2 = torch.cdist(flat, flat)
     d2.fill_diagonal_(float("inf"))
     nearest = d2.argmin(1)
-
-    with torch.no_grad():
-        def encode(images):
-            return torch.cat([model.encode(adapt(images[i:i + batch_size], model.image_spec).to(model.device))
-                              .flatten(1).double().cpu() for i in range(0, n, batch_size)])
-
-        z, z_noisy = encode(x), encode(x_noisy)
+    z, z_noisy = (batching.encode(model, images, batch_size=batch_size).flatten(1).double() for images in (x, x_noisy))
     mean = flat.mean(0)
     _, _, vh = torch.linalg.svd(flat - mean, full_matrices=False)
     basis = vh[:dim].T
@@ -138,3 +133,22 @@ def distance_analysis(model, *, data: str | None = None, n: int = 1000, seed: in
     return {"model": model.display_name, "n": n, "noise": noise, "latent_dim": dim,
             "latent": pair_distances(z, z_noisy, partner, nearest),
             "image_pca": pair_distances(pca, pca_noisy, partner, nearest)}
+
+
+def hz_task(run, *, n: int, seed: int) -> dict[str, Any]:
+    """The ``hz`` task: :func:`latent_normality` of the run's model on the run's images."""
+    return latent_normality(run.model, data=run.data, n=n, seed=seed, batch_size=run.batch_size)
+
+
+def distances_task(run, *, n: int, seed: int, noise: float) -> dict[str, Any]:
+    """The ``distances`` task: :func:`distance_analysis` of the run's model on the run's images."""
+    return distance_analysis(run.model, data=run.data, n=n, seed=seed, noise=noise, batch_size=run.batch_size)
+
+
+def stats_task(run, *, n: int, seed: int, distances: bool) -> dict[str, Any]:
+    """The ``stats`` task (``zoo stats``): Henze-Zirkler, and with ``distances`` the distance analysis of the same
+    images under ``"distances"``."""
+    result = hz_task(run, n=n, seed=seed)
+    if distances:
+        result["distances"] = distance_analysis(run.model, data=run.data, n=n, seed=seed, batch_size=run.batch_size)
+    return result

@@ -8,7 +8,8 @@
   (Maiorca et al. 2023, "Latent space translation via semantic alignment").
 - ``mlp``: the linear solution plus a residual MLP whose last layer starts at zero, trained on the fit set and kept
   only where it improves the fit (so it never does worse than its linear start).
-Solves run in float64.
+Solves run in float64. Each is registered as a relocation map (``zoo.relocate.plugin``); a plugin adds its own through
+``zoo_register_relocation_maps``: ``fit(X, Y, *, seed) -> LatentMap`` on float64 codes, ``fit_map`` looks it up.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo._util import atomic_folder
+from zoo._util import atomic_folder, import_object
 from zoo.errors import ZooError
-
-MAPS = ("linear", "ridge", "affine", "procrustes", "mlp")
+from zoo.spec import RelocationMapSpec
 
 
 class LatentMap(nn.Module):
@@ -80,37 +80,74 @@ def ridge_loo(X: Tensor, Y: Tensor, lambdas: Tensor | None = None) -> tuple[Tens
     return A, lam
 
 
-def fit_map(X: Tensor, Y: Tensor, method: str = "linear", *, seed: int = 0, mlp_hidden: int = 256,
-            mlp_steps: int = 500) -> LatentMap:
-    """Fit a map from source codes ``X`` (n, d_s) to target codes ``Y`` (n, d_t)."""
-    if method not in MAPS:
-        raise ZooError(f"unknown map method {method!r}; choose one of {', '.join(MAPS)}")
+def fit_linear(X: Tensor, Y: Tensor, *, seed: int = 0) -> LatentMap:
+    m = LatentMap(X.shape[1], Y.shape[1])
+    m.A.copy_(_lstsq(X, Y))
+    return m
+
+
+def fit_ridge(X: Tensor, Y: Tensor, *, seed: int = 0) -> LatentMap:
+    m = LatentMap(X.shape[1], Y.shape[1])
+    A, lam = ridge_loo(X, Y)
+    m.A.copy_(A)
+    m.config["lambda"] = lam
+    return m
+
+
+def fit_affine(X: Tensor, Y: Tensor, *, seed: int = 0) -> LatentMap:
+    m = LatentMap(X.shape[1], Y.shape[1])
+    m.x_mean.copy_(X.mean(0))
+    m.y_mean.copy_(Y.mean(0))
+    m.A.copy_(_lstsq(X - m.x_mean, Y - m.y_mean))
+    return m
+
+
+def fit_procrustes(X: Tensor, Y: Tensor, *, seed: int = 0) -> LatentMap:
+    m = LatentMap(X.shape[1], Y.shape[1])
+    m.x_mean.copy_(X.mean(0))
+    m.y_mean.copy_(Y.mean(0))
+    Xc, Yc = X - m.x_mean, Y - m.y_mean
+    m.x_scale.copy_(Xc.norm() / len(X) ** 0.5)
+    m.y_scale.copy_(Yc.norm() / len(Y) ** 0.5)
+    U, _, Vh = torch.linalg.svd((Xc / m.x_scale).T @ (Yc / m.y_scale), full_matrices=False)
+    m.A.copy_(U @ Vh)
+    return m
+
+
+def fit_mlp(X: Tensor, Y: Tensor, *, seed: int = 0, hidden: int = 256, steps: int = 500) -> LatentMap:
+    m = LatentMap(X.shape[1], Y.shape[1], hidden)
+    m.A.copy_(_lstsq(X, Y))  # starts from the linear solution
+    m.config.update(_fit_residual_mlp(m, X, Y, seed=seed, steps=steps))
+    return m
+
+
+def map_spec(method: str) -> RelocationMapSpec:
+    """The registered relocation map ``method`` (any plugin's), or one line with a did-you-mean."""
+    from zoo import registry
+
+    return registry.relocation_maps.get(method).spec
+
+
+def min_fit_points(method: str, d_source: int) -> int:
+    """Fewest fit points that determine a ``method`` map from ``d_source``-dimensional codes (its spec's
+    ``min_points``, default one per source dimension). With fewer, the solve fits the points exactly and is arbitrary
+    elsewhere; no map is fitted on fewer than 2."""
+    rule = map_spec(method).min_points
+    return max(2, import_object(rule)(d_source) if rule is not None else d_source)
+
+
+def fit_map(X: Tensor, Y: Tensor, method: str = "linear", *, seed: int = 0, **options: Any) -> LatentMap:
+    """Fit the registered ``method`` map from source codes ``X`` (n, d_s) to target codes ``Y`` (n, d_t), in float64;
+    ``options`` go to the map's fit function (e.g. ``hidden``, ``steps`` for mlp)."""
+    spec = map_spec(method)
     X, Y = X.double().flatten(1), Y.double().flatten(1)
     if len(X) != len(Y):
         raise ZooError(f"need as many source as target codes, got {len(X)} and {len(Y)}")
-    m = LatentMap(X.shape[1], Y.shape[1], mlp_hidden if method == "mlp" else 0)
-    info: dict[str, Any] = {"method": method, "n_fit": len(X)}
-    if method in ("linear", "mlp"):
-        m.A.copy_(_lstsq(X, Y))
-    elif method == "ridge":
-        A, lam = ridge_loo(X, Y)
-        m.A.copy_(A)
-        info["lambda"] = lam
-    elif method == "affine":
-        m.x_mean.copy_(X.mean(0))
-        m.y_mean.copy_(Y.mean(0))
-        m.A.copy_(_lstsq(X - m.x_mean, Y - m.y_mean))
-    elif method == "procrustes":
-        m.x_mean.copy_(X.mean(0))
-        m.y_mean.copy_(Y.mean(0))
-        Xc, Yc = X - m.x_mean, Y - m.y_mean
-        m.x_scale.copy_(Xc.norm() / len(X) ** 0.5)
-        m.y_scale.copy_(Yc.norm() / len(Y) ** 0.5)
-        U, _, Vh = torch.linalg.svd((Xc / m.x_scale).T @ (Yc / m.y_scale), full_matrices=False)
-        m.A.copy_(U @ Vh)
-    if method == "mlp":
-        info.update(_fit_residual_mlp(m, X, Y, seed=seed, steps=mlp_steps))
-    m.config = info
+    m = import_object(spec.fit)(X, Y, seed=seed, **options)
+    if not isinstance(m, LatentMap):
+        raise ZooError(f"relocation map {method!r} returned a {type(m).__name__}, not a zoo.relocate.maps.LatentMap; "
+                       f"fix the plugin that registers it")
+    m.config = {"method": method, "n_fit": len(X), **m.config}
     return m
 
 

@@ -7,7 +7,10 @@ sector; the threshold is then enlarged — sectors become progressively less inh
 until the target size is reached (when even the first sector is empty, rounds restart at th = 0 with the points
 not taken yet). Coordinates are measured in units of each variable's standard deviation over the
 pool, so the same th serves VAE latents (≈ N(0, 1)) and recoder or W codes of other scales.
-Alternatives: random, k-means medoids, farthest-point sampling.
+Alternatives: random, k-means medoids, farthest-point sampling, the whole pool.
+
+Each is registered as a fit set (``zoo.relocate.plugin``) with a selector ``select(z, size, *, gains, seed) ->
+indices``; a plugin adds its own through ``zoo_register_fit_sets``, and :func:`select` looks it up.
 """
 
 from __future__ import annotations
@@ -16,26 +19,29 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from zoo import batching
+from zoo._util import import_object
 from zoo.errors import ZooError
+from zoo.image import adapt
+from zoo.spec import FitSetSpec
 
-FIT_SETS = ("support", "random", "kmeans", "fps", "data", "generated")
 
-
-@torch.no_grad()
-def reconstruction_gain(model, images: Tensor, batch_size: int = 100) -> Tensor:
+def reconstruction_gain(model, images: Tensor, batch_size: int | None = None) -> Tensor:
     """Mean increase of the per-image reconstruction MSE when each latent variable is set to 0, shape (d,)."""
-    gains = None
-    for lo in range(0, len(images), batch_size):
-        x = images[lo:lo + batch_size]
-        z = model.encode(x).flatten(1)
-        base = (model.decode(z.view(-1, *model.latent_spec.shape)) - x).pow(2).flatten(1).mean(1)
-        g = torch.empty(z.shape[1])
-        for j in range(z.shape[1]):
-            zj = z.clone()
-            zj[:, j] = 0
-            g[j] = ((model.decode(zj.view(-1, *model.latent_spec.shape)) - x).pow(2).flatten(1).mean(1) - base).sum()
-        gains = g if gains is None else gains + g
-    return gains / len(images)
+    x = adapt(images, model.image_spec)
+    z = batching.encode(model, x, batch_size=batch_size).flatten(1)
+
+    def errors(codes: Tensor) -> Tensor:
+        decoded = batching.decode(model, codes.view(-1, *model.latent_spec.shape), batch_size=batch_size)
+        return (decoded - x).pow(2).flatten(1).mean(1)
+
+    base = errors(z)
+    gains = torch.empty(z.shape[1])
+    for j in range(z.shape[1]):
+        zj = z.clone()
+        zj[:, j] = 0
+        gains[j] = (errors(zj) - base).mean()
+    return gains
 
 
 def sector_support(z: Tensor, gains: Tensor, *, n_vars: int = 7, size: int = 150, th: float = 0.0,
@@ -98,20 +104,50 @@ def farthest_points(z: Tensor, k: int, *, seed: int = 0) -> np.ndarray:
     return np.array(chosen, dtype=np.int64)
 
 
-def select(method: str, z: Tensor, size: int, *, gains: Tensor | None = None, seed: int = 0, **kwargs) -> np.ndarray:
-    """Indices of ``size`` pool points chosen by ``method`` (support, random, kmeans, fps; data takes them all)."""
-    if method != "data" and size > len(z):  # refused, not capped: the result would say fewer points than asked for
+# The registered selectors: ``select(z, size, *, gains, seed) -> indices`` into the pool's codes z.
+
+def support_set(z: Tensor, size: int, *, gains: Tensor, seed: int = 0) -> np.ndarray:
+    return sector_support(z, gains, size=size, seed=seed)
+
+
+def random_set(z: Tensor, size: int, *, gains: Tensor | None = None, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).choice(len(z), size=size, replace=False)
+
+
+def kmeans_set(z: Tensor, size: int, *, gains: Tensor | None = None, seed: int = 0) -> np.ndarray:
+    return kmeans_medoids(z, size, seed=seed)
+
+
+def farthest_point_set(z: Tensor, size: int, *, gains: Tensor | None = None, seed: int = 0) -> np.ndarray:
+    return farthest_points(z, size, seed=seed)
+
+
+def whole_pool(z: Tensor, size: int, *, gains: Tensor | None = None, seed: int = 0) -> np.ndarray:
+    return np.arange(len(z))
+
+
+def fit_set_spec(name: str) -> FitSetSpec:
+    """The registered fit set ``name`` (any plugin's), or one line with a did-you-mean."""
+    from zoo import registry
+
+    return registry.fit_sets.get(name).spec
+
+
+def select(name: str, z: Tensor, size: int, *, gains: Tensor | None = None, seed: int = 0) -> np.ndarray:
+    """Indices of ``size`` pool points (rows of ``z``) chosen by the registered fit set ``name``; a whole-pool set
+    takes them all. Whatever a plugin's selector returns is checked: distinct indices into the pool."""
+    spec = fit_set_spec(name)
+    if spec.generated:
+        raise ZooError(f"the {name} fit set is sampled by the source model, not chosen from a pool")
+    if not spec.whole_pool and size > len(z):  # refused, not capped: the result would say fewer points than asked
         raise ZooError(f"cannot choose {size} fit points from a pool of {len(z)}; lower n_fit or raise n_pool")
-    if method == "support":
-        if gains is None:
-            raise ZooError("the support set needs the source model's reconstruction gains")
-        return sector_support(z, gains, size=size, seed=seed, **kwargs)
-    if method == "random":
-        return np.random.default_rng(seed).choice(len(z), size=size, replace=False)
-    if method == "kmeans":
-        return kmeans_medoids(z, size, seed=seed)
-    if method == "fps":
-        return farthest_points(z, size, seed=seed)
-    if method == "data":
-        return np.arange(len(z))
-    raise ZooError(f"unknown fit set {method!r}; choose one of {', '.join(FIT_SETS)}")
+    if spec.uses_gains and gains is None:
+        raise ZooError(f"the {name} set needs the source model's reconstruction gains")
+    chosen = np.asarray(import_object(spec.select)(z, size, gains=gains, seed=seed))
+    if chosen.size == 0:
+        chosen = chosen.astype(np.int64)  # an empty choice is refused by the caller, which knows the fit sizes
+    if (chosen.ndim != 1 or not np.issubdtype(chosen.dtype, np.integer) or (chosen < 0).any()
+            or (chosen >= len(z)).any() or len(np.unique(chosen)) != len(chosen)):
+        raise ZooError(f"fit set {name!r} returned {chosen.dtype} of shape {chosen.shape}, not distinct indices into "
+                       f"the pool of {len(z)} codes; fix the plugin that registers it")
+    return chosen.astype(np.int64)

@@ -1,0 +1,302 @@
+"""FID: the Fréchet distance against scipy's matrix square root and the Gaussian closed form, zoo's Inception against
+pytorch-fid's own code (random weights: the real ones cannot be downloaded here), the shipped feature networks, the
+timm feature space, and the task end to end on a shipped model, with one-line refusals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from safetensors.torch import save_file
+
+import zoo
+from zoo import registry
+from zoo.errors import WeightsError, ZooError
+from zoo.metrics.fid import (EPS, feature_statistics, frechet_distance, get_features, psd_sqrt,
+                             trace_sqrt_product)
+from zoo.metrics.inception import IGNORED, load_fid_inception, random_state_dict
+from zoo.spec import Option, TaskSpec
+
+# The registration proposed for zoo/metrics/plugin.py; the registered spec is used once it exists.
+FID_SPEC = TaskSpec(
+    "fid", "zoo.metrics.fid:fid",
+    "Fréchet distance (FID) between a model's samples or reconstructions and held-out data in a feature space; "
+    "zoo's own feature network for faces64 and dsprites by default, pytorch-fid's Inception-v3 with --features "
+    "inception --features-weights FILE.",
+    data="images", needs=("decode",), report="zoo_cli.fid_report:report",
+    options=(Option("n", "int", 5000, "Images per set (at least the feature dimension + 1).", min=2),
+             Option("seed", "int", 0),
+             Option("mode", "str", "samples", "samples, reconstruction, or data (other held-out images: the "
+                                              "estimator's floor at this n).",
+                    choices=("samples", "reconstruction", "data")),
+             Option("features", "str", "auto", "auto, inception, timm:MODEL, DATASET-features or a feature-net "
+                                               "folder."),
+             Option("features_weights", "str", None, "Weights file of --features inception or timm:MODEL (never "
+                                                     "downloaded).")))
+
+
+def fid_spec() -> TaskSpec:
+    entry = registry.tasks.entries.get("fid")
+    return entry.spec if entry is not None else FID_SPEC
+
+
+def random_spd(d: int, seed: int, condition: float = 10.0, rank: int | None = None) -> np.ndarray:
+    """A random covariance with eigenvalues log-spaced over ``condition`` (the last d − rank of them zero)."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    w = np.logspace(0, -math.log10(condition), d)
+    if rank is not None:
+        w[rank:] = 0
+    return (q * w) @ q.T
+
+
+# --- the Fréchet distance -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("d, condition", [(2, 3.0), (16, 1e3), (64, 1e6)], ids=["2-d", "16-d", "64-d-ill"])
+def test_psd_sqrt_matches_scipy_sqrtm(d, condition):
+    sigma = random_spd(d, seed=d, condition=condition)
+    ours = psd_sqrt(sigma)
+    np.testing.assert_allclose(ours, scipy.linalg.sqrtm(sigma).real, atol=1e-10)
+    np.testing.assert_allclose(ours @ ours, sigma, atol=1e-12)
+
+
+@pytest.mark.parametrize("d, condition", [(2, 3.0), (16, 1e3), (64, 1e4)], ids=["2-d", "16-d", "64-d"])
+def test_trace_sqrt_product_matches_scipy_sqrtm(d, condition):
+    s1, s2 = random_spd(d, 1, condition), random_spd(d, 2, condition)
+    reference = np.trace(scipy.linalg.sqrtm(s1 @ s2)).real
+    assert trace_sqrt_product(s1, s2) == pytest.approx(reference, rel=1e-9)
+
+
+def test_identical_sets_give_zero():
+    features = torch.randn(500, 32, generator=torch.Generator().manual_seed(0)) * 3 + 1
+    stats = feature_statistics(features)
+    result = frechet_distance(*stats, *stats)
+    assert abs(result["fid"]) < 1e-9 and result["eps_offset"] == 0
+
+
+def _closed_form_case(name: str):
+    """(μ₁, Σ₁, μ₂, Σ₂, the closed-form FID written out for that case)."""
+    d, rng = 8, np.random.default_rng(3)
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    shift = float(np.sum((mu1 - mu2) ** 2))
+    if name == "shift, same covariance":
+        s = random_spd(d, 4, 100)
+        return mu1, s, mu2, s, shift
+    if name == "isotropic scales":
+        return mu1, 4.0 * np.eye(d), mu2, 0.25 * np.eye(d), shift + d * (2.0 - 0.5) ** 2
+    if name == "diagonal":
+        a, b = rng.uniform(0.1, 3, d), rng.uniform(0.1, 3, d)
+        return mu1, np.diag(a), mu2, np.diag(b), shift + float(np.sum((np.sqrt(a) - np.sqrt(b)) ** 2))
+    s1, s2 = random_spd(d, 5, 50), random_spd(d, 6, 50)  # general: the formula with scipy's square root
+    return mu1, s1, mu2, s2, shift + float(np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real))
+
+
+@pytest.mark.parametrize("case", ["shift, same covariance", "isotropic scales", "diagonal", "general"])
+def test_gaussians_give_the_closed_form(case):
+    mu1, s1, mu2, s2, expected = _closed_form_case(case)
+    assert frechet_distance(mu1, s1, mu2, s2)["fid"] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_samples_of_shifted_gaussians_approach_the_closed_form():
+    """Features drawn from two known Gaussians: the estimate is near the closed form (finite n adds a small bias)."""
+    g = torch.Generator().manual_seed(7)
+    d, n = 4, 200_000
+    a = torch.randn(n, d, generator=g, dtype=torch.float64)
+    b = torch.randn(n, d, generator=g, dtype=torch.float64) * 2 + torch.tensor([1.0, 0, 0, 0], dtype=torch.float64)
+    expected = 1.0 + d * (1 - 2) ** 2  # ‖Δμ‖² + tr(I + 4I − 2·2I)
+    assert frechet_distance(*feature_statistics(a), *feature_statistics(b))["fid"] == pytest.approx(expected, rel=0.01)
+
+
+def test_singular_covariance_gets_pytorch_fids_offset():
+    d = 10
+    s = random_spd(d, 8, rank=6)  # four constant features
+    mu1, mu2 = np.zeros(d), np.full(d, 0.5)
+    result = frechet_distance(mu1, s, mu2, s)
+    assert result["eps_offset"] == EPS
+    assert result["fid"] == pytest.approx(d * 0.25, abs=1e-9)  # the shared covariance cancels, offset included
+    assert frechet_distance(mu1, random_spd(d, 9), mu2, random_spd(d, 9))["eps_offset"] == 0
+
+
+@pytest.mark.parametrize("case, match", [
+    ("not symmetric", "not symmetric"),
+    ("negative eigenvalue", "negative eigenvalue"),
+    ("shapes differ", "must be a finite 3×3 matrix"),
+    ("NaN features", "NaN or infinite"),
+])
+def test_bad_statistics_are_one_line(case, match):
+    mu, s = np.zeros(3), np.eye(3)
+    with pytest.raises(ZooError, match=match) as err:
+        if case == "not symmetric":
+            frechet_distance(mu, s + np.triu(np.ones((3, 3)), 1), mu, s)
+        elif case == "negative eigenvalue":
+            frechet_distance(mu, np.diag([1.0, 1.0, -0.5]), mu, s)
+        elif case == "shapes differ":
+            frechet_distance(mu, s, mu, np.eye(4))
+        else:
+            feature_statistics(torch.tensor([[0.0, float("nan")], [1.0, 2.0]]))
+    assert "\n" not in str(err.value)
+
+
+# --- parity with pytorch-fid (its own code, random weights) -------------------------------------------------------
+@pytest.fixture(scope="module")
+def pytorch_fid_pair(tmp_path_factory):
+    """pytorch-fid's InceptionV3([3]) built offline (its download returns our random state dict) and zoo's module
+    loaded from the same weights written as .pth and as .safetensors."""
+    inception = pytest.importorskip("pytorch_fid.inception", reason="pytorch-fid is not installed "
+                                                                    "(pip install pytorch-fid==0.3.0)")
+    state = random_state_dict(seed=0)
+    saved = inception.load_state_dict_from_url
+    inception.load_state_dict_from_url = lambda *args, **kwargs: state
+    try:
+        theirs = inception.InceptionV3([3]).eval()  # use_fid_inception=True: their FIDInceptionA/C/E_1/E_2
+    finally:
+        inception.load_state_dict_from_url = saved
+    root = tmp_path_factory.mktemp("fid_weights")
+    torch.save(state, root / "random_inception.pth")
+    save_file({k: v.contiguous() for k, v in state.items()}, root / "random_inception.safetensors")
+    return theirs, root
+
+
+@pytest.mark.parametrize("fmt", ["pth", "safetensors"])
+def test_inception_matches_pytorch_fid(pytorch_fid_pair, fmt):
+    theirs, root = pytorch_fid_pair
+    ours = load_fid_inception(root / f"random_inception.{fmt}")
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))  # resized to 299 by both
+    with torch.no_grad():
+        expected, got = theirs(x)[0].flatten(1), ours.embed(x)
+    assert got.shape == (2, 2048)
+    assert expected.abs().max() > 0.1  # the random weights do not collapse the features
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rank", [None, 40], ids=["full-rank", "singular"])
+def test_frechet_distance_matches_pytorch_fid(rank):
+    fid_score = pytest.importorskip("pytorch_fid.fid_score", reason="pytorch-fid is not installed")
+    d = 48
+    mu1, mu2 = np.random.default_rng(0).normal(size=(2, d))
+    s1, s2 = random_spd(d, 10, 1e3, rank), random_spd(d, 11, 1e3, rank)
+    expected = fid_score.calculate_frechet_distance(mu1, s1, mu2, s2)
+    assert frechet_distance(mu1, s1, mu2, s2)["fid"] == pytest.approx(expected, rel=1e-5)
+
+
+# --- inception weights files --------------------------------------------------------------------------------------
+def test_inception_file_with_a_wrong_hash_in_its_name_is_refused(tmp_path):
+    path = tmp_path / "pt_inception-2015-12-05-00000000.pth"
+    torch.save(random_state_dict(seed=1), path)
+    with pytest.raises(WeightsError, match="sha256 prefix 00000000"):
+        load_fid_inception(path)
+
+
+def test_inception_file_that_does_not_fit_names_the_tensor(tmp_path):
+    state = {k: v for k, v in random_state_dict(seed=1).items() if not k.startswith("Mixed_7c.")}
+    torch.save(state, tmp_path / "partial.pth")
+    with pytest.raises(WeightsError, match="Mixed_7c"):
+        load_fid_inception(tmp_path / "partial.pth")
+
+
+def test_inception_state_holds_only_what_pool3_needs():
+    state = random_state_dict(seed=1)
+    assert {k for k in state if IGNORED.search(k)} >= {"fc.weight", "fc.bias"}
+
+
+# --- feature spaces -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dataset", ["faces64", "dsprites"])
+def test_shipped_feature_net_loads_and_embeds(dataset):
+    from zoo.data import get_dataset
+
+    net = get_features("auto", dataset=dataset)
+    assert net.name == f"{dataset}-features" and net.dim == 128
+    images, _ = get_dataset(dataset).sample(6, 0)
+    with torch.no_grad():
+        f = net.embed(images)
+    assert f.shape == (6, 128) and torch.isfinite(f).all() and f.std(0).min() > 0
+    (path, digest), = net.files.items()
+    assert path.endswith("model.safetensors") and len(digest) == 64
+
+
+def test_timm_backbone_features_are_its_pooled_features(tmp_path):
+    """``timm:resnet18`` gives what timm's own classifier-less resnet18 gives on the resized, normalised images."""
+    import timm
+
+    torch.manual_seed(0)
+    state = timm.create_model("resnet18", pretrained=False).state_dict()
+    save_file(state, tmp_path / "resnet18.safetensors")
+    net = get_features("timm:resnet18", str(tmp_path / "resnet18.safetensors"))
+    reference = timm.create_model("resnet18", pretrained=False, num_classes=0).eval()
+    reference.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(2))  # grey and small: repeated, resized
+    big = torch.nn.functional.interpolate(x.expand(-1, 3, -1, -1), size=(224, 224), mode="bilinear",
+                                          align_corners=False)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)  # timm's ImageNet defaults for resnet18
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        got, expected = net.embed(x), reference((big - mean) / std)
+    assert net.dim == 512 and got.shape == (2, 512)
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("features, weights, match", [
+    ("inception", None, "need --features-weights"),
+    ("inception", "/nonexistent/pt_inception.pth", "no such file"),
+    ("timm:resnet18", None, "need --features-weights"),
+    ("faces64-features", "/some/file", "ships with zoo"),
+    ("imagenet", None, "unknown feature space"),
+])
+def test_feature_space_refusals_are_one_line(features, weights, match):
+    with pytest.raises(ZooError, match=match) as err:
+        get_features(features, weights, dataset="faces64")
+    assert "\n" not in str(err.value)
+
+
+def test_auto_without_a_shipped_net_says_what_to_pass():
+    with pytest.raises(ZooError, match="ships no feature network for 'celeba'.*--features inception"):
+        get_features("auto", dataset="celeba")
+
+
+# --- the task -----------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def vae_faces64():
+    return zoo.create_model("vae.faces64")
+
+
+@pytest.mark.parametrize("mode", ["samples", "reconstruction", "data"])
+def test_fid_task_on_a_shipped_model(vae_faces64, mode):
+    result = zoo.run(fid_spec(), vae_faces64, n=300, mode=mode, batch_size=100)
+    assert math.isfinite(result["fid"]) and result["fid"] > 0
+    assert result["fid"] == pytest.approx(result["mean_term"] + result["cov_term"])
+    assert (result["n"], result["features"], result["feature_dim"], result["mode"]) == \
+        (300, "faces64-features", 128, mode)
+    assert result.to_dict()["data"] == "faces64"
+
+
+def test_fid_task_is_deterministic_and_samples_are_further_than_the_floor(vae_faces64):
+    samples = [zoo.run(fid_spec(), vae_faces64, n=300, batch_size=b)["fid"] for b in (100, 64)]
+    floor = zoo.run(fid_spec(), vae_faces64, n=300, mode="data")["fid"]
+    assert samples[0] == pytest.approx(samples[1], rel=1e-5)  # the batch size changes nothing
+    assert samples[0] > 2 * floor
+
+
+def test_fid_task_refuses_too_few_images_before_any_work(vae_faces64):
+    with pytest.raises(ZooError, match=r"128-d faces64-features .* at least 129 images per set.*got n = 100"):
+        zoo.run(fid_spec(), vae_faces64, n=100)
+
+
+def test_zoo_fid_command_prints_value_with_features_and_n(monkeypatch):
+    from click.testing import CliRunner
+
+    from zoo_cli.main import make_cli
+    from zoo_cli.run import task_command
+
+    monkeypatch.setenv("ZOO_DISABLE_PLUGINS", "relocate")  # not needed here; keeps stderr to FID's own lines
+    app = make_cli()
+    if "fid" not in app.commands:
+        app.add_command(task_command(fid_spec(), "fid"))
+    ok = CliRunner().invoke(app, ["fid", "vae.faces64", "--n", "200", "--mode", "data"])
+    assert ok.exit_code == 0, ok.output
+    assert "faces64-features, 200 vs 200 images" in ok.stderr and ok.stderr.startswith("FID ")
+    bad = CliRunner().invoke(app, ["fid", "vae.faces64", "--n", "50"])
+    lines = bad.stderr.strip().splitlines()
+    assert bad.exit_code != 0 and len(lines) == 1 and lines[0].startswith("error: "), bad.stderr
+    assert "at least 129 images" in lines[0] and "Traceback" not in bad.output
