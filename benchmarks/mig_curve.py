@@ -1,0 +1,97 @@
+"""MIG against training steps: watch a `zoo train` run folder and score each new checkpoint as it appears.
+
+    python benchmarks/mig_curve.py RUN_FOLDER [--num-train 10000] [--every 60] [--until STEPS]
+    python benchmarks/mig_curve.py RUN_FOLDER --plot docs/models/NAME_mig_curve.png
+
+Each checkpoint's model is scored with disentanglement_lib's MIG (``zoo.metrics.mig.compute_mig``, seed 0) and the
+step, MIG and per-factor gaps are appended to ``RUN_FOLDER/mig_curve.json`` (written atomically; kept across
+restarts, so a run resumed in a later session extends the same curve). ``--plot`` draws the curve as a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+
+def score(run: Path, num_train: int) -> dict:
+    import zoo
+    from safetensors.torch import load_file
+
+    from zoo.data import get_dataset
+    from zoo.metrics.mig import compute_mig
+
+    state = json.loads((run / "checkpoint" / "state.json").read_text())
+    model = zoo.build_model(state["config"]["arch"], state["config"]["model_args"])
+    model.load_state_dict(load_file(run / "checkpoint" / "model.safetensors"))
+    result = compute_mig(model.eval(), get_dataset(state["config"]["data"]), num_train=num_train, seed=0)
+    return {"step": state["step"], "mig": result["discrete_mig"], "per_factor": result["per_factor"],
+            "factor_names": result["factor_names"], "num_train": num_train}
+
+
+def plot(curve: list[dict], title: str, path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    from zoo.image import _font, save_png
+
+    w, h, left, bottom, top = 520, 300, 48, 30, 24
+    img = Image.new("RGB", (w, h), "white")
+    d, font = ImageDraw.Draw(img), _font()
+    steps = [c["step"] for c in curve]
+    ymax = max(0.1, max(c["mig"] for c in curve) * 1.2)
+    xmax = max(steps)
+
+    def xy(step: float, v: float) -> tuple[float, float]:
+        return left + (w - left - 12) * step / xmax, h - bottom - (h - bottom - top) * v / ymax
+
+    d.line([xy(0, 0), xy(xmax, 0)], fill="black")
+    d.line([xy(0, 0), xy(0, ymax)], fill="black")
+    for k in range(5):
+        v = ymax * k / 4
+        d.text((4, xy(0, v)[1] - 6), f"{v:.2f}", fill="black", font=font)
+    d.text((left, h - bottom + 8), f"0 … {xmax:,} steps", fill="black", font=font)
+    d.text((left, 4), title, fill="black", font=font)
+    d.line([xy(c["step"], c["mig"]) for c in curve], fill=(51, 102, 204), width=2)
+    for c in curve:
+        x, y = xy(c["step"], c["mig"])
+        d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(51, 102, 204))
+    save_png(img, path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", type=Path)
+    p.add_argument("--num-train", type=int, default=10000)
+    p.add_argument("--every", type=float, default=60.0, help="seconds between looks at the checkpoint")
+    p.add_argument("--until", type=int, default=None, help="stop once a checkpoint at this step was scored")
+    p.add_argument("--plot", type=Path, default=None, help="draw the curve recorded so far and exit")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    path = args.run / "mig_curve.json"
+    curve = json.loads(path.read_text()) if path.is_file() else []
+    if args.plot:
+        plot(curve, f"MIG of {args.run.name} against training steps", args.plot)
+        print(args.plot)
+        return
+    from zoo._util import atomic_file
+
+    while True:
+        state = args.run / "checkpoint" / "state.json"
+        step = json.loads(state.read_text())["step"] if state.is_file() else None
+        if step is not None and step not in {c["step"] for c in curve}:
+            curve.append(score(args.run, args.num_train))
+            curve.sort(key=lambda c: c["step"])
+            with atomic_file(path, overwrite=True) as tmp:
+                tmp.write_text(json.dumps(curve, indent=1))
+            print(f"step {curve[-1]['step']}: MIG {curve[-1]['mig']:.4f}", flush=True)
+        if args.until is not None and step is not None and step >= args.until:
+            return
+        time.sleep(args.every)
+
+
+if __name__ == "__main__":
+    main()
