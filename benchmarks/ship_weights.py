@@ -14,10 +14,10 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import zoo
+from zoo import batching
 from zoo.data import get_dataset
 from zoo.image import adapt, save_grid, save_rows
 
@@ -38,8 +38,8 @@ def measure(model, name: str) -> tuple[dict, list[str]]:
     xm = adapt(x, model.image_spec)
     numbers: dict = {}
     pngs: list[str] = []
-    z = torch.cat([model.encode(xm[i:i + 100]) for i in range(0, 1000, 100)])
-    rec = torch.cat([model.decode(z[i:i + 100]) for i in range(0, 1000, 100)])
+    z = batching.encode(model, xm)
+    rec = batching.decode(model, z)
     numbers["reconstruction MSE (1000 held-out images)"] = mse(rec, xm)
     g = torch.Generator().manual_seed(0)
     samples = model.decode(model.sample_latent(16, generator=g))
@@ -54,8 +54,8 @@ def measure(model, name: str) -> tuple[dict, list[str]]:
 
         numbers["recoder I-MSE (1000 generated samples)"] = recoder_imse(model, 1000, seed=1)
     if model.arch == "stylegan":
-        from zoo.metrics.ppl import perceptual_path_length
         from zoo.invert import refine_codes as refine
+        from zoo.metrics.ppl import perceptual_path_length
 
         with torch.enable_grad():
             w = refine(model, xm[:100], steps=200)
@@ -63,7 +63,8 @@ def measure(model, name: str) -> tuple[dict, list[str]]:
         numbers["inversion MSE, recoder only (100 images)"] = mse(rec[:100], xm[:100])
         numbers["inversion MSE, recoder + 200 refinement steps (100 images)"] = mse(refined, xm[:100])
         wz = model.sample_latent(1000, generator=torch.Generator().manual_seed(2))
-        numbers["recoder W-MSE on generated samples (I-MSE)"] = mse(model.encode(model.decode(wz)), wz)
+        numbers["recoder W-MSE on generated samples (I-MSE)"] = mse(batching.encode(model, batching.decode(model, wz)),
+                                                                   wz)
         for space in ("z", "w"):
             numbers[f"PPL_{space.upper()} (pixel squared L2, end, 2000 paths)"] = perceptual_path_length(
                 model, space=space, n=2000)["ppl"]

@@ -281,9 +281,9 @@ def test_stats_at_the_minimum_prints_numbers(cli):
 
 
 def test_stats_option_range_matches_the_library():
-    from zoo_cli.metrics import stats
+    from zoo_cli.main import make_cli
 
-    n = next(p for p in stats.params if p.name == "n")
+    n = next(p for p in make_cli().commands["stats"].params if p.name == "n")
     assert n.type.min == 3  # Henze-Zirkler's p + 2 for p = 1; the rest depends on the model and is checked there
 
 

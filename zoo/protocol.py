@@ -278,7 +278,7 @@ class ZooModel(nn.Module):
     def sample_latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """Codes distributed as the model's latent distribution (N(0, I) unless overridden)."""
         if self.latent_spec.prior == "normal" and self.has("decode"):
-            return torch.randn((n, *self.latent_spec.shape), generator=generator, device=self.device)
+            return _randn((n, *self.latent_spec.shape), generator, self.device)
         raise CapabilityError(f"{self.display_name} cannot sample latents")
 
     def sample_prior(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
@@ -286,7 +286,7 @@ class ZooModel(nn.Module):
         if not self.has("mapping"):
             return self.sample_latent(n, generator=generator)
         spec = self.prior_spec or self.latent_spec
-        return torch.randn((n, *spec.shape), generator=generator, device=self.device)
+        return _randn((n, *spec.shape), generator, self.device)
 
     def map_prior(self, z: Tensor) -> Tensor:
         """Prior space → latent space (StyleGAN's mapping network Z → W)."""
@@ -339,6 +339,13 @@ class ZooModel(nn.Module):
 # The base methods too: ``encode`` delegating to a subclass's ``encode_dist`` then checks (and names) ``encode()``; a
 # model lacking the capability skips the checks and gets the CapabilityError of the base method.
 _guard_boundary_methods(ZooModel)
+
+
+def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Normal draws from ``generator`` (on its own device, usually the CPU), moved to ``device``: the same seed gives
+    the same codes whatever device the model is on."""
+    where = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=where).to(device)
 
 
 def require(model: ZooModel, *capabilities: str, purpose: str = "") -> None:

@@ -25,5 +25,11 @@ def report(result: Mapping[str, Any]) -> None:
     if result["eps_offset"]:
         info(f"  a covariance was singular (constant features): {result['eps_offset']:g} was added to both diagonals, "
              f"as pytorch-fid does")
-    if result["features"] != "inception":
+    if result["features"] == "inception" and result["published_weights"]:
+        info("  pytorch-fid's Inception weights: comparable with published FIDs at the same n (usually 50,000) and "
+             "the same reference data")
+    elif result["features"] == "inception":
+        info("  these Inception weights are not pytorch-fid's file (sha256 differs): not comparable with published "
+             "FIDs")
+    else:
         info("  zoo's own feature space: compare with other zoo models, not with published (Inception) FIDs")

@@ -61,7 +61,7 @@ def task_command(spec: TaskSpec, name: str | None = None) -> click.Command:
                                 help="Images per batch through a model (default: chosen per device).")]
     params.append(click.Option(["--json", "as_json"], is_flag=True, help="Print machine-readable JSON on stdout."))
     return click.Command(name or spec.name, callback=callback, params=params, help=spec.description,
-                         short_help=spec.description.split(";")[0][:80])
+                         short_help=click.utils.make_default_short_help(spec.description.split(";")[0]))
 
 
 class TaskGroup(click.Group):

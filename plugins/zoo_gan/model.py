@@ -116,9 +116,9 @@ class GAN(zoo.ZooModel):
 @torch.no_grad()
 def recoder_imse(model: GAN, n: int = 1000, seed: int = 0, batch_size: int = 250) -> float:
     """I-MSE: mean squared latent error of the recoder on fresh generated samples."""
+    from zoo import batching
+
     g = torch.Generator().manual_seed(seed)
-    total = 0.0
-    for lo in range(0, n, batch_size):
-        z = model.sample_latent(min(batch_size, n - lo), generator=g)
-        total += (model.encode(model.decode(z)) - z).pow(2).mean(1).sum().item()
-    return total / n
+    z = torch.cat([model.sample_latent(min(batch_size, n - lo), generator=g) for lo in range(0, n, batch_size)])
+    rec = batching.encode(model, batching.decode(model, z, batch_size=batch_size), batch_size=batch_size)
+    return float((rec - z.cpu()).pow(2).mean(1).sum()) / n

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import zoo
+from zoo.data.base import GroundTruthDataset
 
 
 class ToyAE(zoo.ZooModel):
@@ -47,23 +48,18 @@ class ToyAE(zoo.ZooModel):
         return {"loss": loss.item(), "rec": rec.item(), "kl": kl.item()}
 
 
-class ToyBars:
+class ToyBars(GroundTruthDataset):
     """8x8 images with one vertical bar (position: 8 values) of one of 4 intensities."""
 
     name = "toybars"
     factor_names = ("position", "intensity")
     factor_sizes = (8, 4)
+    factor_values = (np.arange(8.0), np.arange(4.0))
 
     def __init__(self):
         self.image_spec = zoo.ImageSpec(1, (8, 8), dataset="toybars")
 
-    def __len__(self):
-        return 32
-
-    def sample_factors(self, n, rng):
-        return np.stack([rng.integers(s, size=n) for s in self.factor_sizes], axis=1)
-
-    def images_from_factors(self, factors):
+    def _render(self, factors):
         f = torch.as_tensor(np.asarray(factors))
         x = torch.zeros(len(f), 1, 8, 8)
         x[torch.arange(len(f)), 0, :, f[:, 0]] = (f[:, 1:2].float() + 1) / 4

@@ -84,8 +84,8 @@ def compute_mig(model, dataset, *, num_train: int = 10000, num_bins: int = 20, s
     """disentanglement_lib's MIG of ``model``'s mean representation on ``dataset``.
 
     The factors come from ``np.random.RandomState(seed)`` drawn ``batch_size`` at a time — dlib's stream; encoding
-    runs ``encode_batch_size`` images at a time (default: :func:`zoo.batching.default_batch_size`; the codes of an
-    image do not depend on it)."""
+    runs ``encode_batch_size`` images at a time (default: :func:`zoo.batching.default_batch_size`), which changes
+    a code in its last float digits at most."""
     from zoo.metrics._sampling import encode_factors, sample_factors_stream
     from zoo.protocol import require
 

@@ -79,7 +79,7 @@ def over_paths(model, space: str, sampling: str, n: int, seed: int,
     a, c, t = draw_paths(model, n, seed, sampling)
     shape, d = a.shape[1:], a[0].numel()
 
-    def batch(p: Tensor) -> Tensor:  # one tensor per path, so that the one batching helper can carry them
+    def batch(p: Tensor) -> Tensor:  # p: rows (a, c, t) packed into one tensor, which the batching helper carries
         a, c = p[:, :d].view(-1, *shape), p[:, d:2 * d].view(-1, *shape)
         if space == "w":
             a, c = model.map_prior(a), model.map_prior(c)

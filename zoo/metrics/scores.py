@@ -21,7 +21,8 @@ Representations"; ``evaluation/metrics/*.py`` and ``unsupervised_study_v1/metric
   under q(z|x), normalised by log |V_k| (key ``mig_chen``); not comparable with dlib's ``discrete_mig``.
 
 Every score draws from its own ``np.random.RandomState(seed)`` in dlib's order (seed 0 reproduces dlib's stream
-given the same representation). Encoding runs in large batches; the samples are i.i.d., so results do not change.
+given the same representation). Images are encoded through :mod:`zoo.batching` in the run's batch size, which changes a
+code in its last float digits at most (not at all on the shipped models from 7 images per batch up).
 The estimators take a ``represent`` function (factor rows → codes), so they also run on synthetic representations.
 """
 
@@ -45,7 +46,7 @@ ENCODE_CHUNK = 4096  # images rendered and encoded at a time by the pair/group-b
 
 def _sklearn():
     try:
-        import sklearn  # noqa: F401
+        import sklearn
     except ImportError:  # pragma: no cover - a dependency; this protects partial installs
         raise ZooError("these scores need scikit-learn: pip install scikit-learn") from None
     import warnings
@@ -361,7 +362,7 @@ def chen_mig(model, dataset, *, factors: Sequence[str] | None = None, num_points
     from zoo import batching
     from zoo.protocol import require
 
-    require(model, "encode_dist", purpose="Chen's MIG (it needs the posterior q(z|x))")
+    require(model, "encode_dist", purpose="Chen's MIG")
     names = list(dataset.factor_names)
     chosen = [n for n, s in zip(names, dataset.factor_sizes) if s > 1] if factors is None else list(factors)
     unknown = [f for f in chosen if f not in names]
@@ -458,7 +459,7 @@ def scores_task(run, *, only: str | None, quick: bool, dci_mode: str, seed: int,
     model, dataset = run.model, run.data
     if "mig_chen" in wanted:
         if only:  # asked for by name: a model without q(z|x) is an error, before any work
-            require(model, "encode_dist", purpose="Chen's MIG (it needs the posterior q(z|x))")
+            require(model, "encode_dist", purpose="Chen's MIG")
         elif not model.has("encode_dist"):
             wanted.remove("mig_chen")
     results: dict[str, Any] = {}
