@@ -61,7 +61,15 @@ def task_command(spec: TaskSpec, name: str | None = None) -> click.Command:
                                 help="Images per batch through a model (default: chosen per device).")]
     params.append(click.Option(["--json", "as_json"], is_flag=True, help="Print machine-readable JSON on stdout."))
     return click.Command(name or spec.name, callback=callback, params=params, help=spec.description,
-                         short_help=click.utils.make_default_short_help(spec.description.split(";")[0]))
+                         short_help=_short(spec.description))
+
+
+def _short(description: str, width: int = 60) -> str:
+    """The first clause of a description, cut at a word boundary."""
+    text = description.split(";")[0].strip()
+    if len(text) <= width:
+        return text
+    return text[:width].rsplit(" ", 1)[0] + "…"
 
 
 class TaskGroup(click.Group):
