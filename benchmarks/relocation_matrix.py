@@ -10,8 +10,10 @@ import json
 import sys
 from pathlib import Path
 
+from zoo_cli.relocate import fmt
+
 import zoo
-from zoo.relocate.api import fmt, relocate, relocation_matrix
+from zoo.relocate.api import relocate, relocation_matrix
 
 MODELS = ["vae.faces64", "gan.faces64", "splitvae.faces64", "splitvae.faces64-s1", "stylegan.faces64"]
 PAPER = """Paper (Asperti & Tonelli 2022, CelebA 64x64; StyleGAN rows on CelebA-HQ, fitted on generated samples;
@@ -49,8 +51,8 @@ def main(names: list[str]) -> None:
     for r in results:
         refined = r.map.config.get("refine_targets", 0) if r.map is not None else 0
         fit = f"{r.fit} ({r.n_fit})" + (f" + {refined} inversion steps" if refined else "")
-        rows.append(f"| {r.source} | {r.target} | {fit} | {fmt(r.l_mse)} | {fmt(r.r_mse)} | "
-                    f"{fmt(r.m_mse)} | {fmt(r.target_r_mse)} | {r.m_mse[0] / r.baseline:.2f} |")
+        rows.append(f"| {r.source} | {r.target} | {fit} | {fmt(*r.l_mse)} | {fmt(*r.r_mse)} | "
+                    f"{fmt(*r.m_mse)} | {fmt(*r.target_r_mse)} | {r.m_mse[0] / r.baseline:.2f} |")
     baseline = results[0].baseline if results else float("nan")
     text = (f"# Relocation matrix on faces64\n\nCommand: `python benchmarks/relocation_matrix.py` — linear map without "
             f"bias, fitted in closed form; 1,000 held-out faces64 images (batches of 100, mean ± std over batches); "

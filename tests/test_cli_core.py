@@ -69,3 +69,13 @@ def test_listing_does_not_import_torch(toy_plugin):
 def test_version():
     result = run("--version")
     assert result.exit_code == 0 and zoo.__version__ in result.stdout
+
+
+def test_the_default_vae_is_the_one_the_readme_names(cli):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    named = re.search(r"`(vae\.\w+)` \(default `vae`\)", readme).group(1)
+    assert zoo.create_model("vae").zoo_name == named
+    assert f"name: {named}" in cli("info", "vae").output.replace("  ", " ").replace("  ", " ")

@@ -7,12 +7,12 @@ import pytest
 import scipy.linalg
 import torch
 from click.testing import CliRunner
+from zoo_cli.main import make_cli
 
 import zoo
 from zoo.relocate.api import relocate
 from zoo.relocate.maps import fit_map, load_map, ridge_loo, save_map
 from zoo.relocate.support import reconstruction_gain, sector_support, select
-from zoo_cli.main import make_cli
 
 
 @pytest.fixture
@@ -64,14 +64,14 @@ def test_mlp_never_worse_than_linear_on_fit_set(pairs):
     X, Y = pairs
     Yn = Y + 0.5 * torch.tanh(X[:, :9]) ** 2  # something non-linear to learn
     lin = (fit_map(X, Yn, "linear")(X) - Yn).pow(2).mean()
-    m = fit_map(X, Yn, "mlp", mlp_steps=200, mlp_hidden=32)
+    m = fit_map(X, Yn, "mlp", steps=200, hidden=32)
     mlp = (m(X) - Yn).pow(2).mean()
     assert mlp <= lin + 1e-12 and m.config["fit_mse_mlp"] <= m.config["fit_mse_linear"]
 
 
 def test_map_save_load_roundtrip(pairs, tmp_path):
     X, Y = pairs
-    m = fit_map(X, Y, "mlp", mlp_steps=5, mlp_hidden=8)
+    m = fit_map(X, Y, "mlp", steps=5, hidden=8)
     save_map(m, tmp_path / "map", {"source": "a", "target": "b"})
     loaded = load_map(tmp_path / "map")
     torch.testing.assert_close(loaded(X), m(X))
@@ -140,7 +140,7 @@ def test_model_without_encoder_and_mismatched_data(tmp_path):
     gan = zoo.create_model("gan", pretrained=False, latent_dim=4, image_size=16, gen_widths=[8, 8],
                            disc_widths=[8, 8], recoder_widths=[8, 8], seed_channels=4)
     vae = zoo.create_model("vae", pretrained=False, **{**TINY_VAE, "dataset": "dsprites", "channels": 1})
-    with pytest.raises(zoo.ZooError, match="trained on 'faces64'.*'dsprites'; pass --data"):
+    with pytest.raises(zoo.ZooError, match="no common training dataset .*'faces64'.*'dsprites'.*pass --data"):
         relocate(gan, vae)
 
     class DecoderOnly(zoo.ZooModel):
@@ -157,15 +157,16 @@ def test_model_without_encoder_and_mismatched_data(tmp_path):
 
 def test_refined_targets_decode_closer_to_the_fit_images():
     from zoo.data import get_dataset
-    from zoo.relocate.api import _correspondence, correspondence
+    from zoo.image import adapt
+    from zoo.relocate.api import correspondence
 
     src = zoo.create_model("vae", pretrained=False, **TINY_VAE)
     tgt = zoo.create_model("vae", pretrained=False, **{**TINY_VAE, "latent_dim": 5})
     pool, _ = get_dataset("faces64").sample(120, 0)
-    with torch.no_grad():
-        zs0, zt0, xt = _correspondence(src, tgt, "support", pool, 20, 0, 100, 64)
-    zs, zt = correspondence(src, tgt, "support", pool, 20, 0, refine_targets=30)
-    assert torch.equal(zs, zs0) and zt.shape == zt0.shape
+    zs0, zt0, chosen0 = correspondence(src, tgt, "support", pool, 20, seed=0)
+    zs, zt, chosen = correspondence(src, tgt, "support", pool, 20, seed=0, refine_targets=30)
+    assert torch.equal(zs, zs0) and np.array_equal(chosen, chosen0) and zt.shape == zt0.shape == (20, 5)
+    xt = adapt(pool[chosen], tgt.image_spec)
     with torch.no_grad():
         before, after = ((tgt.decode(z) - xt).pow(2).mean().item() for z in (zt0, zt))
     assert after < before

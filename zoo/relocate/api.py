@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from zoo import batching
+from zoo import batching, registry
 from zoo._util import check_target
-from zoo.errors import ZooError
+from zoo.errors import UnknownName, ZooError
 from zoo.image import adapt, save_rows
 from zoo.invert import refine_codes
 from zoo.protocol import ZooModel, require
@@ -64,6 +64,7 @@ class Relocation:
     method: str
     seed: int
     pool: np.ndarray = field(repr=False)  # indices of `dataset` the fit set was chosen from: never test images
+    fit_images: np.ndarray | None = field(repr=False)  # indices of the images fitted on (None: generated samples)
     refine_targets: int = 0
 
     @property
@@ -131,6 +132,18 @@ def _draw(dataset: Any, n_pool: int, n_test: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).choice(len(dataset), size=n_pool + n_test, replace=False)
 
 
+def resolve_fit(fit: str) -> str:
+    """``auto`` → ``support``; any other name must be a registered fit set (else one line with a did-you-mean)."""
+    # The paper fits StyleGAN maps on generated samples only because its StyleGAN was trained on another dataset
+    # (CelebA-HQ); when both models know the data, its support set of real images is the better choice (compare
+    # `zoo relocate stylegan svae` with and without `--fit generated` on the shipped weights).
+    if fit == "auto":
+        return "support"
+    if fit not in registry.fit_sets.entries:
+        raise UnknownName(registry.fit_sets.unknown_message(fit, [*registry.fit_sets.names(), "auto"]))
+    return fit
+
+
 def check_n_test(n_test: int) -> None:
     if n_test < 2:
         raise ZooError(f"--n-test {n_test}: the baseline is the mean MSE between pairs of distinct test images, so it "
@@ -152,17 +165,18 @@ def check_sizes(fit: str, method: str, d_source: int, n_fit: int, n_pool: int) -
 
 
 def correspondence(source: ZooModel, target: ZooModel, fit: str, pool: Tensor | None, n_fit: int, *, seed: int = 0,
-                   batch_size: int | None = None, refine_targets: int = 0) -> tuple[Tensor, Tensor]:
-    """Pairs (source code, target code) of the same images, flattened: ``n_fit`` of the ``pool`` images, chosen by
-    the registered fit set ``fit``; or, for a generated set, samples of the source decoded and encoded by the target
-    (the paper's choice when StyleGAN is involved). With ``refine_targets`` > 0 the target codes of pool images are
-    refined by that many inversion steps (:func:`zoo.invert.refine_codes`), for targets whose encoder is only an
-    approximate inverse (a GAN recoder)."""
+                   batch_size: int | None = None, refine_targets: int = 0
+                   ) -> tuple[Tensor, Tensor, np.ndarray | None]:
+    """Pairs (source code, target code) of the same images, flattened, and which ``pool`` images they are: ``n_fit``
+    of them, chosen by the registered fit set ``fit``; or, for a generated set (no pool images: None), samples of the
+    source decoded and encoded by the target (the paper's choice when StyleGAN is involved). With ``refine_targets``
+    > 0 the target codes of pool images are refined by that many inversion steps (:func:`zoo.invert.refine_codes`),
+    for targets whose encoder is only an approximate inverse (a GAN recoder)."""
     if fit_set_spec(fit).generated:
         require(source, "sample", purpose=f"--fit {fit}")
         zs = source.sample_latent(n_fit, generator=torch.Generator().manual_seed(seed))
         x = batching.decode(source, zs, batch_size=batch_size)
-        return zs.flatten(1).cpu(), batching.encode(target, x, batch_size=batch_size).flatten(1)
+        return zs.flatten(1).cpu(), batching.encode(target, x, batch_size=batch_size).flatten(1), None
     zs = batching.encode(source, pool, batch_size=batch_size).flatten(1)
     gains = reconstruction_gain(source, pool[:N_GAIN], batch_size) if fit_set_spec(fit).uses_gains else None
     chosen = select(fit, zs, n_fit, gains=gains, seed=seed)
@@ -172,7 +186,7 @@ def correspondence(source: ZooModel, target: ZooModel, fit: str, pool: Tensor | 
                                      init=zt[i:i + REFINE_GROUP].view(-1, *target.latent_spec.shape).to(target.device)
                                      ).flatten(1).cpu()
                         for i in range(0, len(chosen), REFINE_GROUP)])
-    return zs[chosen], zt
+    return zs[chosen], zt, chosen
 
 
 def fit_relocation(source: Any, target: Any, *, data: Any = None, fit: str = "auto", method: str = "linear",
@@ -188,23 +202,21 @@ def fit_relocation(source: Any, target: Any, *, data: Any = None, fit: str = "au
     src, tgt = _model(source), _model(target)
     for m in (src, tgt):
         require(m, "encode", "decode", purpose="relocation")
-    # The paper fits StyleGAN maps on generated samples only because its StyleGAN was trained on another dataset
-    # (CelebA-HQ); when both models know the data, its support set of real images is the better choice (compare
-    # `zoo relocate stylegan svae` with and without `--fit generated` on the shipped weights).
-    fit = "support" if fit == "auto" else fit
-    map_spec(method)  # an unknown name is one line with a did-you-mean, before any work (fit: in check_sizes)
+    fit = resolve_fit(fit)
+    map_spec(method)  # an unknown name is one line with a did-you-mean, before any work
     check_sizes(fit, method, src.latent_spec.dim, n_fit, n_pool)
     dataset = _dataset(data, (src, tgt))
     pool = _draw(dataset, n_pool, hold_out, seed)[:n_pool]  # drawn even for a generated set: the same test images
     images = None if fit_set_spec(fit).generated else dataset.images(pool)
-    zs, zt = correspondence(src, tgt, fit, images, n_fit, seed=seed, batch_size=batch_size,
-                            refine_targets=refine_targets)
+    zs, zt, chosen = correspondence(src, tgt, fit, images, n_fit, seed=seed, batch_size=batch_size,
+                                    refine_targets=refine_targets)
     if len(zs) < 2:
         raise ZooError(f"the {fit} set has {len(zs)} points; lower the threshold or use another --fit")
     mapping = fit_map(zs, zt, method, seed=seed)
     mapping.config.update({"source": src.display_name, "target": tgt.display_name, "fit": fit, "data": dataset.name,
                            "seed": seed, "refine_targets": refine_targets})
-    return Relocation(src, tgt, mapping, dataset, fit, method, seed, pool, refine_targets)
+    return Relocation(src, tgt, mapping, dataset, fit, method, seed, pool, None if chosen is None else pool[chosen],
+                      refine_targets)
 
 
 def _decodings(rel: Relocation, x: Tensor, batch_size: int | None) -> dict[str, Tensor]:
