@@ -50,9 +50,9 @@ def main() -> int:
             continue
         try:
             t0 = time.perf_counter()
-            gpu = numbers(zoo.run(task, *models, device=args.device, **options).values)
+            gpu = numbers(zoo.run(task, *models, device=args.device, **options).numbers)
             t1 = time.perf_counter()
-            cpu = numbers(zoo.run(task, *models, device="cpu", **options).values)
+            cpu = numbers(zoo.run(task, *models, device="cpu", **options).numbers)
             t2 = time.perf_counter()
         except Exception as exc:  # noqa: BLE001 - a smoke test reports every failure and goes on
             failures.append(f"{task}: {type(exc).__name__}: {exc}")

@@ -8,6 +8,10 @@ that never answers costs one ``ZOO_HUB_TIMEOUT``, not a multiple of it. ``HF_HUB
 ``HF_HUB_DOWNLOAD_TIMEOUT`` (read by huggingface_hub when it is imported) can only shorten the wait, never lengthen
 it. Files stored on Xet are fetched by the ``hf_xet`` extension, whose own timeouts apply.
 
+Uploads (``zoo push``) are bounded the same way, with time for the bytes: a request carrying a body may take one more
+second per 256 KiB of it (each read and write of the connection still waits at most ``ZOO_HUB_TIMEOUT``). They go
+through the Hub's LFS protocol, not ``hf_xet``, so that every request of an upload passes through these bounds.
+
 Offline. ``HF_HUB_OFFLINE=1`` (or zoo's older alias ``ZOO_OFFLINE=1``) serves names from the Hub cache only, with no
 network access at all; so does a Hub that cannot be reached, for names whose revision the cache knows. A name without
 a revision means ``@main``; a branch or tag resolves through ``<cache>/models--ORG--REPO/refs/<REVISION>``, which must
@@ -38,6 +42,8 @@ REVISION_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 TRUE_VALUES = ("1", "true", "yes", "on")  # what huggingface_hub accepts as "on" in its environment switches
 DEFAULT_TIMEOUT = 10.0
 RETRIED_STATUSES = (408, 429, 500, 502, 503, 504)  # huggingface_hub retries these with back-off (up to minutes)
+# The slowest upload zoo waits for (bytes/s): a request body of B bytes gets B / UPLOAD_FLOOR more seconds to go out.
+UPLOAD_FLOOR = 256 * 1024
 
 
 class _HubUnreachable(Exception):
@@ -203,12 +209,14 @@ def _bounded(send: Callable[..., Any], timeout: float) -> Callable[..., Any]:
         phases = {phase: min(asked.get(phase) or timeout, timeout) for phase in ("connect", "read", "write", "pool")}
         request.extensions = {**request.extensions, "timeout": phases}
         waited = max(phases.values())
+        body = int(request.headers.get("content-length") or 0)  # an upload: time for its bytes to go out
+        deadline = timeout + body / UPLOAD_FLOOR
         try:
-            response = _send_within(send, request, kwargs, timeout)
+            response = _send_within(send, request, kwargs, deadline)
         except httpx2.TransportError as exc:
             raise _unreachable(exc, request.url, waited) from None
         if response is None:
-            raise _unreachable(httpx2.ReadTimeout("no answer", request=request), request.url, timeout)
+            raise _unreachable(httpx2.ReadTimeout("no answer", request=request), request.url, round(deadline, 1))
         if response.status_code in RETRIED_STATUSES:
             response.close()
             raise _HubUnreachable(f"the Hub at {_host(response.url)} answered HTTP {response.status_code}")
@@ -223,24 +231,28 @@ _SESSION_LOCK = threading.Lock()
 
 
 @contextmanager
-def _online_session(timeout: float) -> Iterator[None]:
+def _online_session(timeout: float, *, uploads: bool = False) -> Iterator[None]:
     """huggingface_hub online for one zoo call, with every request of its shared HTTP client bounded by ``timeout``.
 
     huggingface_hub calls some endpoints (repo info, tree listing) with no timeout at all and retries network errors
     with back-off; wrapping the client's ``send`` covers every call it makes, whatever its own settings. Its offline
-    switch, read once at import, is set to what zoo decided from the environment now."""
+    switch, read once at import, is set to what zoo decided from the environment now. ``uploads``: files go up
+    through the LFS protocol on that client, not through ``hf_xet`` (whose requests zoo cannot bound)."""
     from huggingface_hub import constants
     from huggingface_hub.utils import get_session
 
     with _SESSION_LOCK:
         session = get_session()
         was_offline, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, False
+        no_xet = constants.HF_HUB_DISABLE_XET
+        constants.HF_HUB_DISABLE_XET = no_xet or uploads
         session.send = _bounded(session.send, timeout)
         try:
             yield
         finally:
             del session.send  # the class's own method again
             constants.HF_HUB_OFFLINE = was_offline
+            constants.HF_HUB_DISABLE_XET = no_xet
 
 
 def _check_inside(snapshot: Path, repo_folder: Path, where: str) -> None:
@@ -323,3 +335,58 @@ def hub_download(repo: str, revision: str | None, *, cache_dir: str | os.PathLik
         raise WeightsError(f"could not fetch {where}: {str(exc).splitlines()[0]}") from None
     _check_inside(path, cache / repo_folder_name(repo_id=repo, repo_type="model"), where)
     return path
+
+
+def _http_status(error: BaseException) -> int | None:
+    response = getattr(error, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def hub_upload(folder: str | os.PathLike[str], repo: str, *, branch: str | None = None, private: bool = False,
+               token: str | None = None, commit_message: str | None = None) -> str:
+    """Upload every file of ``folder`` to the Hub model repo ``repo`` in one commit, creating the repo (``private``
+    if new) and ``branch`` when missing; returns the commit's 40-hex id.
+
+    Bounded like every zoo Hub call (see the module docstring); offline mode refuses without a network attempt. The
+    token is ``token``, else huggingface_hub's (``HF_TOKEN`` or ``hf auth login``)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from zoo import __version__
+
+    where = f"hf-hub:{repo}" + (f"@{branch}" if branch else "")
+    if not REPO_RE.match(repo):
+        raise ZooError(f"malformed Hub repository {repo!r}; expected ORG/REPO, e.g. my-org/myvae.dsprites")
+    check_revision(repo, branch)
+    if branch is not None and COMMIT_RE.match(branch):
+        raise ZooError(f"{where}: a push goes to a branch, not to a commit; name a branch, e.g. --revision main")
+    if offline_mode():
+        raise ZooError(f"cannot push to {where}: offline mode is on (HF_HUB_OFFLINE or ZOO_OFFLINE); unset it where "
+                       f"the Hub is reachable")
+    timeout = hub_timeout()
+    api = HfApi(token=token, library_name="latent-zoo", library_version=__version__)
+    try:
+        with _quiet_hub(), _online_session(timeout, uploads=True):
+            api.create_repo(repo, private=private or None, exist_ok=True)
+            if branch is not None:
+                api.create_branch(repo, branch=branch, exist_ok=True)
+            commit = api.upload_folder(repo_id=repo, folder_path=str(folder), revision=branch,
+                                       commit_message=commit_message or "Upload weights with zoo push")
+    except _HubUnreachable as exc:
+        advice = "try again where the Hub is reachable"
+        if exc.waited is not None:
+            advice = f"set ZOO_HUB_TIMEOUT=SECONDS to wait longer than {exc.waited:g} s, or {advice}"
+        raise ZooError(f"could not push to {where}: {exc}; {advice}") from None
+    except HfHubHTTPError as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if _http_status(exc) in (401, 403):
+            reason += "; pass --token (a write token), set HF_TOKEN or run `hf auth login`"
+        raise ZooError(f"the Hub refused the push to {where}: {reason}") from None
+    except (OSError, ValueError) as exc:  # no token at all, a file that vanished, a refused argument
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ZooError(f"could not push to {where}: {reason}") from None
+    oid = getattr(commit, "oid", None)
+    if not isinstance(oid, str) or not COMMIT_RE.match(oid):
+        raise ZooError(f"the Hub answered the push to {where} without a commit id ({str(oid)[:60]!r}); check the "
+                       f"repo's history on the Hub")
+    return oid

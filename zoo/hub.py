@@ -89,13 +89,23 @@ def read_config(folder: str | os.PathLike[str], *, shown: str | os.PathLike[str]
 
 
 def owned_files(folder: Path) -> set[str] | None:
-    """The files a zoo weights folder holds (config.json, its weight files, the model card); None if ``folder`` is
-    not a weights folder."""
+    """The files a zoo weights folder holds (config.json, its weight files, the model card, and the pictures of a
+    card `zoo ship` wrote); None if ``folder`` is not a weights folder."""
     try:
         config = read_config(folder)
     except WeightsError:
         return None
-    return {CONFIG_NAME, "README.md", *weight_files(config).values()}
+    card = config.get("card")
+    listed = card.get("files") if isinstance(card, dict) else None
+    pictures: set[str] = set()
+    if isinstance(listed, list):
+        from zoo.image import written_by_zoo  # imported only for a card: zoo.image loads torch
+
+        # only plain PNG names in the folder that carry zoo's mark: a config cannot claim a user's file, nor one
+        # outside the folder
+        pictures = {name for name in listed if isinstance(name, str) and name.endswith(".png") and "/" not in name
+                    and "\\" not in name and not name.startswith(".") and written_by_zoo(folder / name)}
+    return {CONFIG_NAME, "README.md", *weight_files(config).values(), *pictures}
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import CapabilityError, InputError
+from zoo.errors import CapabilityError, InputError, ZooError
 from zoo.spec import ImageSpec, LatentSpec
 
 
@@ -256,6 +256,23 @@ class ZooModel(nn.Module):
     weights_config: dict[str, Any] | None = None
     ref: Any = None  # the zoo.ref.ModelRef it was created from
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, (Tensor, nn.Module)):
+            _refuse_protocol_name(self, name, "sub-module" if isinstance(value, nn.Module) else "tensor")
+        super().__setattr__(name, value)
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        _refuse_protocol_name(self, name, "buffer")
+        super().register_buffer(name, tensor, persistent)
+
+    def register_parameter(self, name: str, param: nn.Parameter | None) -> None:
+        _refuse_protocol_name(self, name, "parameter")
+        super().register_parameter(name, param)
+
+    def add_module(self, name: str, module: nn.Module | None) -> None:
+        _refuse_protocol_name(self, name, "sub-module")
+        super().add_module(name, module)
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Every subclass, third-party ones included, gets the input checks without doing anything."""
         super().__init_subclass__(**kwargs)
@@ -293,6 +310,9 @@ class ZooModel(nn.Module):
         raise CapabilityError(f"{self.display_name} has no prior→latent mapping")
 
     def configure_optimizers(self, lr: float | None = None) -> dict[str, torch.optim.Optimizer]:
+        """Name → optimiser. A model with a ``train_step`` but none (fitted in closed form, e.g. PCA) needs none."""
+        if self.has("train"):
+            return {}
         raise CapabilityError(f"{self.display_name} cannot be trained")
 
     def train_step(self, x: Tensor, step: int, update: UpdateFn) -> dict[str, float]:
@@ -334,6 +354,17 @@ class ZooModel(nn.Module):
     def extra_config(self) -> dict[str, Any]:
         """Anything besides constructor arguments the model wants in config.json (rarely needed)."""
         return {}
+
+
+# Attributes and methods of the protocol: a parameter, buffer or sub-module of one of these names would hide them
+# (a buffer called ``components`` makes every save fail with a KeyError from deep inside torch).
+PROTOCOL_NAMES = frozenset(n for n in {*vars(ZooModel), *ZooModel.__annotations__} if not n.startswith("_"))
+
+
+def _refuse_protocol_name(model: nn.Module, name: str, kind: str) -> None:
+    if name in PROTOCOL_NAMES:
+        raise ZooError(f"{type(model).__name__}: the {kind} {name!r} is named like zoo.ZooModel.{name}, which it "
+                       f"would hide; rename the {kind}, e.g. to '{type(model).__name__.lower()}_{name}'")
 
 
 # The base methods too: ``encode`` delegating to a subclass's ``encode_dist`` then checks (and names) ``encode()``; a

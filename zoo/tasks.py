@@ -56,27 +56,27 @@ class TaskResult(Mapping):
     models: list[str]
     data: str | None
     options: dict[str, Any]
-    values: dict[str, Any] = field(default_factory=dict)
+    numbers: dict[str, Any] = field(default_factory=dict)  # what the task returned (not `values`: Mapping has one)
 
     def __getitem__(self, key: str) -> Any:
-        return self.values[key]
+        return self.numbers[key]
 
     def __iter__(self):
-        return iter(self.values)
+        return iter(self.numbers)
 
     def __len__(self) -> int:
-        return len(self.values)
+        return len(self.numbers)
 
     def to_dict(self) -> dict[str, Any]:
         return {"task": self.task, "models": self.models, "data": self.data, "options": self.options,
-                **self.values}
+                **self.numbers}
 
     def __rich__(self) -> Any:
         from rich.table import Table
 
         title = f"{self.task} of {' → '.join(self.models) or '-'}" + (f" on {self.data}" if self.data else "")
         table = Table("value", "number", title=title, title_justify="left")
-        for key, value in self.values.items():
+        for key, value in self.numbers.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue  # lists, matrices and texts are in to_dict()
             table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))

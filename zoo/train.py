@@ -236,7 +236,6 @@ class _Distributed:
             self.dist.destroy_process_group()
 
 
-
 class TrainingRun:
     """One training run in its folder ``out``: the model, its optimisers and data, and the run's record (steps
     done, loss history, learning-rate changes, time).
@@ -275,9 +274,11 @@ class TrainingRun:
             raise ZooError(f"{arch} is built for {model.image_spec.channels}-channel images but {data} has "
                            f"{channels}; pass --arg channels={channels}")
         self.resize = model.image_spec.size != self.dataset.image_spec.size  # e.g. a 32x32 StyleGAN on 64x64 faces
-        self._configure(self.config.lr)
+        self.opts = model.configure_optimizers(self.config.lr)  # {} for a model fitted in closed form
+        self.params = {name: [p for g in opt.param_groups for p in g["params"]] for name, opt in self.opts.items()}
         self.ckpt = self.out / CHECKPOINT
         self.done = 0  # steps trained, this run's and those of the run it resumed
+        self.saved_step: int | None = None  # the step out/checkpoint holds, once this process knows it
         self.history: list[dict[str, float]] = []
         self.lr_changes: list[dict[str, Any]] = []
         self._window: dict[str, list[float]] = {}
@@ -285,10 +286,6 @@ class TrainingRun:
         if self.world.rank == 0:  # the writer clears what killed writers left
             clean_leftovers(self.ckpt)
             clean_leftovers(self.out / WEIGHTS)
-
-    def _configure(self, lr: float | None) -> None:
-        self.opts = self.model.configure_optimizers(lr)  # {} for a model fitted in closed form
-        self.params = {name: [p for g in opt.param_groups for p in g["params"]] for name, opt in self.opts.items()}
 
     @property
     def elapsed(self) -> float:
@@ -307,6 +304,7 @@ class TrainingRun:
         lr, self.config.lr = self.config.lr, saved["config"].get("lr")  # the run keeps the lr it started with
         state = _load_checkpoint(self.ckpt, self.model, self.opts, new_lr=lr is not None)
         self.done, self.history, self._elapsed_before = state["step"], state["history"], state["elapsed_s"]
+        self.saved_step = self.done
         self.lr_changes = list(state.get("lr_changes", []))
         if lr is not None and lr != (self.lr_changes[-1]["lr"] if self.lr_changes else self.config.lr):
             self.lr_changes.append({"step": self.done, "lr": lr})
@@ -355,6 +353,7 @@ class TrainingRun:
 
     def checkpoint(self) -> None:
         """Write ``out/checkpoint`` (atomically) and a progress line for log files."""
+        self.saved_step = self.done
         if self.world.rank != 0:
             return
         _save_checkpoint(self.ckpt, self.model, self.opts, {
@@ -384,6 +383,7 @@ class TrainingRun:
         return model
 
     def close(self) -> None:
+        """End this process's part in a multi-process run (after rank 0 wrote); nothing in a single process."""
         self.world.close()
 
     def provenance(self, digests: list[str]) -> dict[str, Any]:
@@ -456,7 +456,8 @@ def _drive(run: TrainingRun, *, checkpoint_every: int, log_every: int, stop_afte
             if run.done % checkpoint_every == 0 and run.done < steps:
                 run.checkpoint()
     if end < steps:
-        run.checkpoint()
+        if run.saved_step != run.done:
+            run.checkpoint()
         run.close()
         return run.model.eval()
     return run.finish()

@@ -21,6 +21,7 @@ BUILTIN_COMMANDS = {
     "zoo_cli.relocate": ("relocate",),
     "zoo_cli.convert": ("convert",),
     "zoo_cli.run": ("run",),
+    "zoo_cli.publish": ("ship", "push", "new_plugin"),
 }
 # registered tasks that are also top-level commands (zoo.metrics.plugin declares their options)
 TASK_COMMANDS = ("mig", "scores", "ppl", "jacobian", "stats")

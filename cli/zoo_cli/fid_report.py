@@ -23,8 +23,8 @@ def report(result: Mapping[str, Any]) -> None:
     info(f"  mean term ‖Δμ‖² {result['mean_term']:.4g}, covariance term {result['cov_term']:.4g} "
          f"({result['feature_dim']}-d features)")
     if result["eps_offset"]:
-        info(f"  a covariance was singular (constant features): {result['eps_offset']:g} was added to both diagonals, "
-             f"as pytorch-fid does")
+        info(f"  the matrix square root failed numerically: {result['eps_offset']:g} was added to both diagonals, as "
+             f"pytorch-fid does")
     if result["features"] == "inception" and result["published_weights"]:
         info("  pytorch-fid's Inception weights: comparable with published FIDs at the same n (usually 50,000) and "
              "the same reference data")

@@ -30,7 +30,8 @@ def ship(weights: str, out: str, n: int, seed: int, data: str | None, data_args:
     """Copy WEIGHTS (a folder, local-dir:PATH, hf-hub:ORG/REPO@REV or a registered name) to the folder OUT with a
     model card: training commands, held-out numbers and pictures."""
     from zoo.hub import read_config
-    from zoo.publish import CARD_KEY, card_name, ship as ship_folder
+    from zoo.publish import CARD_KEY, card_name
+    from zoo.publish import ship as ship_folder
     from zoo_cli.train import parse_args
 
     folder = ship_folder(weights, out, n=n, seed=seed, data=data, data_args=parse_args(data_args), tasks=tasks,

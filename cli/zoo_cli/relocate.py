@@ -22,9 +22,12 @@ STATS = ("l_mse", "r_mse", "m_mse", "target_r_mse")
 
 
 def fmt(mean: float, std: float) -> str:
-    """``0.0173 ± 0.002``: the mean to three significant digits, the spread to two decimals fewer."""
-    digits = max(2, 1 - math.floor(math.log10(abs(mean)))) if mean else 2
-    return f"{mean:.{digits + 1}f} ± {std:.{digits}f}"
+    """``0.0173 ± 0.0021``: the spread to two significant digits and the mean to as many decimals (at least three
+    significant digits of the mean), so a small spread never prints as ± 0.000."""
+    decimals = max(2, 2 - math.floor(math.log10(abs(mean)))) if mean else 3
+    if std > 0:
+        decimals = max(decimals, 1 - math.floor(math.log10(std)))
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
 def print_relocations(results: Sequence[Mapping[str, Any]]) -> None:

@@ -112,6 +112,11 @@ class GAN(zoo.ZooModel):
         update("recoder", r_loss)
         return {**logs, "g_loss": float(g_loss.detach()), "recoder_mse": float(r_loss.detach())}
 
+    def card_numbers(self, images: Tensor) -> dict[str, float]:
+        """For `zoo ship`: the recoder's latent error on as many fresh generated samples as held-out images."""
+        return {f"recoder I-MSE ({len(images):,} generated samples)": recoder_imse(self, len(images), seed=1)}
+
+
 
 @torch.no_grad()
 def recoder_imse(model: GAN, n: int = 1000, seed: int = 0, batch_size: int = 250) -> float:

@@ -80,6 +80,11 @@ class SplitVAE(zoo.ZooModel):
         emb = self.encoder(x)
         return zoo.LatentDist(self.to_mean(emb), self.to_logvar(emb))
 
+    def card_rows(self, images: Tensor) -> dict[str, Tensor]:
+        """For `zoo ship`: the two images and the mask each reconstruction is composed of."""
+        _, x1, x2, sigma = self.split_decode(self.encode(images))
+        return {"x1": x1, "x2": x2, "sigma": sigma}
+
     def split_decode(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(x̂, x̂₁, x̂₂, σ) — the image and the two components and mask it is made of."""
         out = torch.sigmoid(self.decoder(self.fc(self.to_emb(z)).view(-1, self.first, self.side, self.side)))

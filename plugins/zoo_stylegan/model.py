@@ -284,6 +284,39 @@ class StyleGAN(zoo.ZooModel):
                                       f"none); invert images with zoo.invert.refine_codes from a w you choose")
         return self.recoder(x)
 
+    # --- model card (zoo ship) ------------------------------------------------------------------------------
+    def card_numbers(self, images: Tensor) -> dict[str, float]:
+        """Inversion with and without refinement, the recoder's W error, PPL in Z and W."""
+        from zoo.invert import refine_codes
+        from zoo.metrics.ppl import perceptual_path_length
+
+        numbers = {}
+        if self.recoder is not None:
+            x = images[:100]
+            with torch.enable_grad():
+                w = refine_codes(self, x, steps=200)
+            numbers[f"inversion MSE, recoder only ({len(x)} images)"] = float(
+                (self.decode(self.encode(x)) - x).pow(2).mean())
+            numbers[f"inversion MSE, recoder + 200 refinement steps ({len(x)} images)"] = float(
+                (self.decode(w) - x).pow(2).mean())
+            wz = self.sample_latent(len(images), generator=torch.Generator().manual_seed(2))
+            numbers[f"recoder W-MSE on {len(images):,} generated samples (I-MSE)"] = float(
+                (self.encode(self.decode(wz)) - wz).pow(2).mean())
+        for space in ("z", "w"):
+            numbers[f"PPL_{space.upper()} (pixel squared L2, end, 2000 paths)"] = perceptual_path_length(
+                self, space=space, n=2000)["ppl"]
+        return numbers
+
+    def card_rows(self, images: Tensor) -> dict[str, Tensor]:
+        """The held-out images inverted by the recoder plus 200 refinement steps."""
+        if self.recoder is None:
+            return {}
+        from zoo.invert import refine_codes
+
+        with torch.enable_grad():
+            w = refine_codes(self, images, steps=200)
+        return {"recoder + 200 steps": self.decode(w)}
+
     # --- training ------------------------------------------------------------------------------------------
     def configure_optimizers(self, lr: float | None = None) -> dict[str, torch.optim.Optimizer]:
         if self.train_parts == "recoder":  # a second phase: the generator is fixed, only the recoder learns

@@ -4,7 +4,9 @@ features say little about procedural sprites and faces anyway).
 
 The network sees the dataset's images at their own size, scaled to [−1, 1]: four 3×3 stride-2 convolutions with ReLU
 (64 → 4 pixels), a linear embedding of the flattened map (the feature space, taken before its ReLU so no unit is
-dead and the covariance stays full rank), then ReLU and one linear classifier per factor. It is trained by
+dead and the covariance stays full rank), then ReLU and one linear classifier per factor. After training, each
+feature is standardised to zero mean and unit variance on held-out images, so an FID is in units of the data's own
+spread (a shift of one standard deviation in every feature adds 128). It is trained by
 ``benchmarks/train_faces64_features.py``; the weights ship in ``zoo/metrics/weights/<dataset>_features/`` with a
 model card giving the command and the held-out factor accuracy. These features are zoo's: FIDs in them compare zoo
 models with each other, not with published (Inception) FIDs.
@@ -12,6 +14,7 @@ models with each other, not with published (Inception) FIDs.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -47,21 +50,34 @@ class FactorFeatureNet(nn.Module):
         self.dim = dim
         widths = (channels, width, width, 2 * width, 2 * width)
         layers: list[nn.Module] = []
-        for cin, cout in zip(widths, widths[1:]):
+        for cin, cout in itertools.pairwise(widths):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU()]
         self.convs = nn.Sequential(*layers)
         cells = (size[0] // 16) * (size[1] // 16)
         self.embedding = nn.Linear(widths[-1] * cells, dim)
         self.heads = nn.Linear(dim, sum(factor_sizes))
         self.factor_sizes = tuple(factor_sizes)
+        # set by standardise() after training; the identity until then
+        self.register_buffer("feature_mean", torch.zeros(dim))
+        self.register_buffer("feature_std", torch.ones(dim))
 
-    def embed(self, x: Tensor) -> Tensor:
+    def raw_embedding(self, x: Tensor) -> Tensor:
         from zoo.image import adapt
 
         return self.embedding(self.convs(adapt(x, self.image_spec) * 2 - 1).flatten(1))
 
+    def embed(self, x: Tensor) -> Tensor:
+        """The feature space: the embedding, standardised on held-out images."""
+        return (self.raw_embedding(x) - self.feature_mean) / self.feature_std
+
     def forward(self, x: Tensor) -> list[Tensor]:
-        return list(self.heads(torch.relu(self.embed(x))).split(self.factor_sizes, 1))
+        return list(self.heads(torch.relu(self.raw_embedding(x))).split(self.factor_sizes, 1))
+
+    @torch.no_grad()
+    def standardise(self, raw: Tensor) -> None:
+        """Make ``embed`` zero-mean, unit-variance on the images whose raw embeddings are ``raw`` (N, dim)."""
+        self.feature_mean.copy_(raw.mean(0))
+        self.feature_std.copy_(raw.std(0).clamp_min(1e-6))
 
 
 def build_for(dataset: Any, **kwargs: Any) -> FactorFeatureNet:

@@ -3,9 +3,12 @@
 FID = ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½), the Fréchet (2-Wasserstein) distance between the Gaussians fitted to the
 features of two image sets. The trace of the square root is computed through the symmetric matrix
 Σ₁^½ Σ₂ Σ₁^½, which has the same eigenvalues as Σ₁Σ₂, all real and non-negative: ``tr (Σ₁Σ₂)^½ = Σᵢ √λᵢ``. This is
-pytorch-fid's value (``scipy.linalg.sqrtm`` of the product, real part) without its imaginary round-off; eigenvalues a
-rounding error below zero count as zero, which is exactly "keep the real part". Like pytorch-fid, a singular
-covariance (constant features) gets ε = 1e-6 added to both diagonals; the result says so (``eps_offset``).
+pytorch-fid's value (``scipy.linalg.sqrtm`` of the product, real part) without its imaginary round-off: eigenvalues a
+rounding error below zero count as zero, which is exactly "keep the real part". Singular covariances (constant
+features) need nothing special — a zero eigenvalue has root zero — and give pytorch-fid's value where its ``sqrtm``
+succeeds (to 2e-9 with 1,719 constant features, ``benchmarks/results/fid_reference.txt``). Should the square root fail
+numerically, ε = 1e-6 is added to both diagonals and it is tried again, as pytorch-fid does; the result says so
+(``eps_offset``).
 
 Feature spaces (``features``):
 
@@ -29,6 +32,7 @@ penalised for its size.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +41,11 @@ import torch
 from torch import Tensor, nn
 
 from zoo import batching
-from zoo.errors import WeightsError, ZooError
+from zoo.errors import ZooError
 from zoo.image import adapt
 from zoo.protocol import require
 
-EPS = 1e-6  # pytorch-fid's offset for singular covariances
+EPS = 1e-6  # pytorch-fid's offset when the matrix square root fails
 REFERENCE_SEED = 10_000  # the repository's held-out convention (benchmarks/ship_weights.py)
 SECOND_SET_SEED = 20_000  # reconstruction inputs and the data-vs-data floor: independent of the reference set
 MODES = {"samples": ("sample",), "reconstruction": ("encode", "decode"), "data": ()}
@@ -61,40 +65,45 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     return float(np.sqrt(np.clip(np.linalg.eigvalsh(s @ sigma2 @ s), 0, None)).sum())
 
 
-def _rank_tolerance(w: np.ndarray) -> float:
-    """numpy's ``matrix_rank`` tolerance for eigenvalues ``w`` of a d×d matrix."""
-    return float(np.abs(w).max()) * len(w) * np.finfo(np.float64).eps
-
-
-def _covariance(sigma: Any, d: int, what: str) -> tuple[np.ndarray, bool]:
-    """``sigma`` as float64, checked to be a covariance matrix; and whether it is singular."""
+def _covariance(sigma: Any, d: int, what: str) -> np.ndarray:
+    """``sigma`` as float64, checked to be a covariance matrix (symmetric, positive semi-definite)."""
     s = np.atleast_2d(np.asarray(sigma, dtype=np.float64))
     if s.shape != (d, d) or not np.isfinite(s).all():
         raise ZooError(f"{what} must be a finite {d}×{d} matrix, got shape {s.shape}")
     if not np.allclose(s, s.T, rtol=1e-5, atol=1e-8):
         raise ZooError(f"{what} is not symmetric; pass a covariance matrix (numpy.cov of the features)")
-    w = np.linalg.eigvalsh((s + s.T) / 2)
-    tol = _rank_tolerance(w)
-    if w[0] < -max(tol, 1e-8 * float(np.abs(w).max())):  # eigvalsh sorts ascending
+    w = np.linalg.eigvalsh(s)  # ascending
+    if w[0] < -1e-9 * float(np.abs(w).max()):  # rounding makes zero eigenvalues ~1e-16 of the largest, not more
         raise ZooError(f"{what} has a negative eigenvalue ({w[0]:.3g}); it is not a covariance matrix")
-    return s, bool(w[0] <= tol)
+    return s
+
+
+def _trace_sqrt_or_nan(s1: np.ndarray, s2: np.ndarray) -> float:
+    try:
+        return trace_sqrt_product(s1, s2)
+    except np.linalg.LinAlgError:  # the eigensolver did not converge
+        return math.nan
 
 
 def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = EPS) -> dict[str, float]:
     """Fréchet distance between N(μ₁, Σ₁) and N(μ₂, Σ₂): ``fid`` and its two terms, ``mean_term`` ‖μ₁ − μ₂‖² and
-    ``cov_term`` tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½); ``eps_offset`` is ``eps`` if a covariance was singular and ``eps`` was added
-    to both diagonals (pytorch-fid's remedy), else 0."""
+    ``cov_term`` tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½); ``eps_offset`` is ``eps`` if the square root failed numerically and was
+    computed again with ``eps`` added to both diagonals (pytorch-fid's remedy), else 0."""
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     if mu1.shape != mu2.shape or mu1.ndim != 1 or not (np.isfinite(mu1).all() and np.isfinite(mu2).all()):
         raise ZooError(f"the means must be finite vectors of one length, got shapes {mu1.shape} and {mu2.shape}")
     d = len(mu1)
-    s1, singular1 = _covariance(sigma1, d, "the first covariance")
-    s2, singular2 = _covariance(sigma2, d, "the second covariance")
-    offset = eps if singular1 or singular2 else 0.0
-    if offset:
-        s1, s2 = s1 + offset * np.eye(d), s2 + offset * np.eye(d)
+    s1, s2 = _covariance(sigma1, d, "the first covariance"), _covariance(sigma2, d, "the second covariance")
+    offset, root = 0.0, _trace_sqrt_or_nan(s1, s2)
+    if not math.isfinite(root):
+        offset = eps
+        s1, s2 = s1 + eps * np.eye(d), s2 + eps * np.eye(d)
+        root = _trace_sqrt_or_nan(s1, s2)
+        if not math.isfinite(root):
+            raise ZooError("the covariances have no usable matrix square root even with pytorch-fid's ε offset; "
+                           "are the features degenerate?")
     mean_term = float(np.sum((mu1 - mu2) ** 2))
-    cov_term = float(np.trace(s1) + np.trace(s2) - 2 * trace_sqrt_product(s1, s2))
+    cov_term = float(np.trace(s1) + np.trace(s2) - 2 * root)
     return {"fid": mean_term + cov_term, "mean_term": mean_term, "cov_term": cov_term, "eps_offset": offset}
 
 
@@ -129,7 +138,7 @@ class TimmPooled(nn.Module):
 
 def _weights_file(name: str, weights: str | None) -> Path:
     if not weights:
-        hint = (f"pytorch-fid's pt_inception-2015-12-05-6726825d.pth" if name == "inception"
+        hint = ("pytorch-fid's pt_inception-2015-12-05-6726825d.pth" if name == "inception"
                 else f"the weights file of timm's {name[len('timm:'):]}")
         raise ZooError(f"features {name!r} need --features-weights PATH ({hint}); zoo never downloads")
     path = Path(weights).expanduser()
@@ -171,7 +180,8 @@ def get_features(name: str = "auto", weights: str | None = None, dataset: str | 
         raise ZooError(f"unknown feature space {name!r}; use auto, inception, timm:MODEL, "
                        f"DATASET-features (faces64, dsprites) or a folder written by "
                        f"benchmarks/train_faces64_features.py")
-    net.files = {str(p): sha256_file(p) for p in files}
+    if not getattr(net, "files", None):  # the Inception loader has hashed its file already
+        net.files = {str(p): sha256_file(p) for p in files}
     return net.requires_grad_(False).eval()
 
 
@@ -218,4 +228,6 @@ def fid(run: Any, *, n: int = 5000, seed: int = 0, mode: str = "samples", featur
             "feature_dim": net.dim, "mode": mode, "seed": seed,
             "reference_seed": REFERENCE_SEED + seed,
             "compared_seed": seed if mode == "samples" else SECOND_SET_SEED + seed,
-            "features_files": net.files}
+            "features_files": net.files,
+            # only pytorch-fid's Inception file gives FIDs comparable with papers (at their n and data)
+            "published_weights": bool(getattr(net, "published", False))}

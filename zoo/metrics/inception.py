@@ -26,12 +26,13 @@ from zoo.errors import WeightsError
 
 FID_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                    "pt_inception-2015-12-05-6726825d.pth")
-# torch.hub convention, which pytorch-fid's file follows: the name ends in the first hex digits of its sha256
-HASH_IN_NAME = re.compile(r"^pt_inception-2015-12-05-([0-9a-f]{8,64})\.pth$")
+# pytorch-fid's file (95,628,359 bytes; torch-fidelity ships the same bytes under the second name)
+FID_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+FID_WEIGHTS_NAMES = ("pt_inception-2015-12-05-6726825d.pth", "weights-inception-2015-12-05-6726825d.pth")
 INPUT_SIZE = 299
 POOL3_DIM = 2048
 BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon, kept by the port
-IGNORED = re.compile(r"^fc\.|^AuxLogits\.|\.num_batches_tracked$")  # in the file, not needed for pool3
+UNUSED = re.compile(r"^fc\.|^AuxLogits\.")  # the classifiers: in the file, not needed for pool3
 
 
 class ConvBN(nn.Module):
@@ -97,7 +98,7 @@ class MixedC(nn.Module):
 
     def __init__(self, cin: int, c7: int):
         super().__init__()
-        row, col = dict(kernel=(1, 7), padding=(0, 3)), dict(kernel=(7, 1), padding=(3, 0))
+        row, col = {"kernel": (1, 7), "padding": (0, 3)}, {"kernel": (7, 1), "padding": (3, 0)}
         self.branch1x1 = ConvBN(cin, 192, 1)
         self.branch7x7_1 = ConvBN(cin, c7, 1)
         self.branch7x7_2 = ConvBN(c7, c7, **row)
@@ -215,32 +216,30 @@ class FIDInceptionV3(nn.Module):
         return self(x)
 
 
-def check_hash_in_name(path: Path) -> None:
-    """pytorch-fid's file carries the start of its sha256 in its name; a file under that name with other bytes is
-    truncated or not the FID weights."""
-    match = HASH_IN_NAME.match(path.name)
-    if match:
-        from zoo.hub import sha256_file
-
-        if not sha256_file(path).startswith(match.group(1)):
-            raise WeightsError(f"{path} does not match the sha256 prefix {match.group(1)} its name promises "
-                               f"(truncated or a different file); download it again from {FID_WEIGHTS_URL}")
-
-
 def load_fid_inception(path: str | Path) -> FIDInceptionV3:
     """The FID Inception with the weights of ``path`` (pytorch-fid's ``.pth`` or a ``.safetensors`` with the same
-    names), in eval mode; a file that does not fit is one line naming the first tensor that is wrong."""
-    from zoo.hub import load_into
+    names), in eval mode; a file that does not fit is one line naming the first tensor that is wrong.
+
+    ``net.files`` maps the file to its sha256; ``net.published`` says whether it is pytorch-fid's file byte for byte
+    (the only weights whose FIDs compare with papers). A file under pytorch-fid's name with other bytes is refused."""
+    from zoo.hub import load_into, sha256_file
     from zoo.metrics.distances import read_tensors
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise WeightsError(f"{path} does not exist; the FID Inception weights are pytorch-fid's "
                            f"pt_inception-2015-12-05-6726825d.pth ({FID_WEIGHTS_URL}) — zoo never downloads")
-    check_hash_in_name(path)
-    state = {k: v for k, v in read_tensors(path).items() if not IGNORED.search(k)}
+    digest = sha256_file(path)
+    if path.name in FID_WEIGHTS_NAMES and digest != FID_WEIGHTS_SHA256:
+        raise WeightsError(f"{path} is not pytorch-fid's file (sha256 {digest[:12]}…, expected "
+                           f"{FID_WEIGHTS_SHA256[:12]}…): truncated or replaced; download it again from "
+                           f"{FID_WEIGHTS_URL}")
     net = FIDInceptionV3()
+    state = {k: v for k, v in read_tensors(path).items() if not UNUSED.search(k)}
+    # batch norm's training-step counters: some exports drop them, and evaluation never reads them
+    state.update({k: v for k, v in net.state_dict().items() if k.endswith(".num_batches_tracked") and k not in state})
     load_into(net, {"": state}, str(path))
+    net.files, net.published = {str(path): digest}, digest == FID_WEIGHTS_SHA256
     return net.requires_grad_(False).eval()
 
 
