@@ -115,3 +115,13 @@ def test_data_show_on_a_folder(folder, cli, tmp_path):
     result = cli("data", "show", f"folder:{folder / 'photos'}", "--n", "6", "--out", tmp_path / "grid.png")
     assert result.exit_code == 0, result.output
     assert "12 images" in result.stderr and (tmp_path / "grid.png").is_file()
+
+
+def test_disentanglement_scores_on_a_labelled_folder(folder, cli):
+    result = cli("mig", "vae.faces64", "--data", f"folder:{folder / 'photos'}", "--data-arg",
+                 f"factors={folder / 'labels.csv'}", "--num-train", "100", "--json")
+    assert result.exit_code == 0, result.output
+    import json
+
+    r = json.loads(result.stdout)
+    assert r["factor_names"] == ["smiling", "hair"] and 0 <= r["discrete_mig"] <= 1

@@ -100,3 +100,17 @@ def test_bad_diffusers_folders_are_one_line(tmp_path, cli, damage, match):
 def test_unknown_source_prefix_names_the_known_ones():
     with pytest.raises(zoo.UnknownName, match="diffusers:"):
         zoo.parse_ref("difusers:/tmp/x")
+
+
+def test_diffusers_models_in_the_tools(tmp_path, cli):
+    tiny_autoencoder_kl(tmp_path / "vae")
+    name = f"diffusers:{tmp_path / 'vae'}"
+    ppl = cli("ppl", name, "--n", "10", "--json")
+    assert ppl.exit_code == 0, ppl.output
+    reloc = cli("relocate", name, "svae", "--n-test", "40", "--n-pool", "100", "--n-fit", "70", "--out",
+                tmp_path / "r", "--json")
+    assert reloc.exit_code == 0, reloc.output
+    import json
+
+    r = json.loads(reloc.stdout)
+    assert r["source"] == name and r["data"] == "faces64" and r["m_mse"]["mean"] > 0

@@ -123,7 +123,7 @@ def run(task: str | TaskSpec, *models: Any, data: Any = None, data_args: Mapping
         from zoo.data import dataset_for
 
         dataset = data if data is not None and not isinstance(data, str) else \
-            dataset_for(*loaded, data=data, factors=spec.data == "factors", **dict(data_args or {}))
+            dataset_for(*loaded, data=data, need_factors=spec.data == "factors", **dict(data_args or {}))
     elif data is not None:
         raise ZooError(f"task {spec.name!r} reads no dataset; drop --data")
     size = batch_size or batching.default_batch_size(dev)

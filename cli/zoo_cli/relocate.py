@@ -60,11 +60,18 @@ class RelocateCommand(click.Command):
         super().format_epilog(ctx, formatter)
 
 
-def _relocate(models: tuple[str, ...], matrix: bool, data: str | None, device: str | None, batch_size: int | None,
-              as_json: bool, **options: Any) -> None:
+def _relocate(models: tuple[str, ...], matrix: bool, data: str | None, data_args: tuple[str, ...],
+              device: str | None, batch_size: int | None, as_json: bool, **options: Any) -> None:
     import zoo
+    from zoo.data import get_dataset
     from zoo.errors import ZooError
     from zoo.relocate.api import relocation_matrix, resolve_fit
+    from zoo_cli.train import parse_args
+
+    if data_args:  # the dataset built once, with its arguments, for every pair
+        data = get_dataset(data, **parse_args(data_args)) if data else None
+        if data is None:
+            raise ZooError("--data-arg needs --data")
 
     # unknown names: one line with a did-you-mean, before any model is loaded
     registry.relocation_maps.get(options["method"])

@@ -35,13 +35,15 @@ def _click_option(o: Option) -> click.Option:
 def task_command(spec: TaskSpec, name: str | None = None) -> click.Command:
     """The click command of ``spec`` (``name``: the command's name, default the task's)."""
 
-    def callback(data: str | None = None, device: str | None = None, batch_size: int | None = None,
-                 as_json: bool = False, **kwargs: Any) -> None:
+    def callback(data: str | None = None, data_args: tuple[str, ...] = (), device: str | None = None,
+                 batch_size: int | None = None, as_json: bool = False, **kwargs: Any) -> None:
         import zoo
         from zoo._util import import_object
+        from zoo_cli.train import parse_args
 
         models = [kwargs.pop(a) for a in ARGUMENTS[spec.models]]
-        result = zoo.run(spec, *models, data=data, device=device, batch_size=batch_size, **kwargs)
+        result = zoo.run(spec, *models, data=data, data_args=parse_args(data_args), device=device,
+                         batch_size=batch_size, **kwargs)
         if as_json:
             return emit_json(result.to_dict())
         if spec.report is not None:
@@ -53,7 +55,10 @@ def task_command(spec: TaskSpec, name: str | None = None) -> click.Command:
     params: list[click.Parameter] = [click.Argument([a]) for a in ARGUMENTS[spec.models]]
     if spec.data is not None:
         what = "ground-truth dataset" if spec.data == "factors" else "dataset"
-        params.append(click.Option(["--data"], help=f"The {what} (default: the one the model was trained on)."))
+        params += [click.Option(["--data"], help=f"The {what} (default: the one the model was trained on; "
+                                                 f"your files: folder:DIR, npz:FILE)."),
+                   click.Option(["--data-arg", "data_args"], multiple=True, metavar="KEY=VALUE",
+                                help="Dataset argument, e.g. size=64 or factors=labels.csv (repeatable).")]
     params += [_click_option(o) for o in spec.options]
     if spec.models != "none":
         params += [click.Option(["--device"], default=None, help="cpu, cuda, cuda:1, … (default: CUDA when available)"),

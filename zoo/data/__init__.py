@@ -35,9 +35,9 @@ def get_dataset(name: str, **kwargs: Any) -> Any:
     return import_object(spec.factory)(**{**spec.default_args, **kwargs})
 
 
-def dataset_for(*models: Any, data: str | None = None, factors: bool = False, **kwargs: Any) -> Any:
+def dataset_for(*models: Any, data: str | None = None, need_factors: bool = False, **kwargs: Any) -> Any:
     """The dataset a tool runs on: ``data`` if given, else the one the models were trained on (one line if they
-    differ, or if none says). ``factors=True`` requires ground-truth factors."""
+    differ, or if none says). ``need_factors=True`` requires ground-truth factors; ``kwargs`` go to the dataset."""
     if data is None:
         trained = {m.display_name: m.image_spec.dataset for m in models}
         names = set(trained.values()) - {None}  # a model that does not say (an outside VAE) takes the others' data
@@ -47,7 +47,7 @@ def dataset_for(*models: Any, data: str | None = None, factors: bool = False, **
                            if models else "this task needs data; pass --data NAME (see `zoo data list`)")
         data = names.pop()
     dataset = get_dataset(data, **kwargs)
-    if factors and not dataset.has_factors:
+    if need_factors and not dataset.has_factors:
         raise ZooError(f"{data} has no ground-truth factors; this task needs a dataset such as dsprites or faces64")
     return dataset
 
