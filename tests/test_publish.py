@@ -7,16 +7,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from PIL import Image
+from test_safety_hub import blackhole
 
 import zoo
 import zoo.plugins
@@ -357,15 +356,6 @@ def test_push_refuses_before_any_upload(repo, flags, damage, env, needle, shippe
     result = cli("push", shipped, repo, *flags)
     assert_one_error_line(result, needle)
     assert fake_hub_api == []  # nothing was sent
-
-
-@contextmanager
-def blackhole():
-    """Accepts connections (the kernel completes them) and never answers."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(64)
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
 
 
 def test_push_to_an_unreachable_hub_fails_in_one_line(tmp_path, online):
