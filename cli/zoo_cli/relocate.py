@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from zoo import registry
+from zoo import distributed, registry
 from zoo.relocate.plugin import RELOCATE
 from zoo_cli.output import emit_json, info, table
 from zoo_cli.run import task_command
@@ -80,6 +80,8 @@ def _relocate(models: tuple[str, ...], matrix: bool, data: str | None, data_args
         if len(models) != 2:
             raise ZooError(f"relocate takes SRC and TGT (got {len(models)} names); use --matrix for more")
         result = zoo.run(RELOCATE, *models, data=data, device=device, batch_size=batch_size, **options)
+        if not distributed.is_main():  # under torchrun rank 0 reports for the group
+            return None
         if as_json:
             emit_json(result.to_dict())
         return print_relocations([result])
@@ -91,6 +93,8 @@ def _relocate(models: tuple[str, ...], matrix: bool, data: str | None, data_args
         raise ZooError("--out is the folder of one pair's relocation.png; --matrix draws none")
     results = [r.to_dict() for r in relocation_matrix(list(models), data=data, device=device, batch_size=batch_size,
                                                       **options)]
+    if not distributed.is_main():
+        return
     if as_json:
         emit_json(results)
     print_relocations(results)

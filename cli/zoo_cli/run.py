@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from zoo import registry
+from zoo import distributed, registry
 from zoo.spec import Option, TaskSpec
 from zoo_cli.output import emit_json
 
@@ -44,6 +44,8 @@ def task_command(spec: TaskSpec, name: str | None = None) -> click.Command:
         models = [kwargs.pop(a) for a in ARGUMENTS[spec.models]]
         result = zoo.run(spec, *models, data=data, data_args=parse_args(data_args), device=device,
                          batch_size=batch_size, **kwargs)
+        if not distributed.is_main():  # under torchrun rank 0 reports for the group; this rank computed its shard
+            return None
         if as_json:
             return emit_json(result.to_dict())
         if spec.report is not None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from zoo import batching
+from zoo import batching, distributed
 from zoo.errors import CapabilityError, ZooError
 from zoo.metrics.distances import Distance, get_distance
 from zoo.protocol import require
@@ -75,7 +75,11 @@ def over_paths(model, space: str, sampling: str, n: int, seed: int,
                per_batch: Callable[[Tensor, Tensor, Tensor], Tensor], batch_size: int | None = None,
                label: str | None = None) -> Tensor:
     """``per_batch(a, c, t)`` over the paths of ``seed`` in batches on the model's device (:mod:`zoo.batching`), the
-    endpoints ``a``, ``c`` in the space of ``space`` (mapped to W for "w"); the outputs concatenated on the CPU."""
+    endpoints ``a``, ``c`` in the space of ``space`` (mapped to W for "w"); the outputs concatenated on the CPU.
+
+    Under torchrun every rank draws all ``n`` paths, runs its shard of whole batches (each decoded exactly as one
+    process decodes it) and returns every rank's outputs in path order (:mod:`zoo.distributed`): every rank must
+    call it."""
     a, c, t = draw_paths(model, n, seed, sampling)
     shape, d = a.shape[1:], a[0].numel()
 
@@ -86,7 +90,11 @@ def over_paths(model, space: str, sampling: str, n: int, seed: int,
         return per_batch(a, c, p[:, -1])
 
     packed = torch.cat([a.flatten(1), c.flatten(1), t[:, None]], 1)
-    return batching.map_batches(batch, packed, batch_size=batch_size, device=model.device, label=label)
+    batch_size = batch_size or batching.default_batch_size(model.device)
+    mine = distributed.shard(n, block=batch_size)
+    values = batching.map_batches(batch, packed[mine], batch_size=batch_size, device=model.device,
+                                  label=label if distributed.is_main() else None)
+    return distributed.gather_rows(values, device=model.device)
 
 
 def _check(model, sampling: str, distance: DistanceArg, weights: Any = None) -> Distance:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from zoo import batching, registry
+from zoo import batching, distributed, registry
 from zoo._util import check_target
 from zoo.errors import UnknownName, ZooError
 from zoo.image import adapt, save_rows
@@ -241,7 +241,10 @@ def evaluate_relocation(relocation: Relocation, data: Any = None, *, n_test: int
     """L-, R-, M-MSE and the target's R-MSE of ``relocation`` on ``n_test`` images of ``data`` (a dataset or its
     name; default: the dataset it was fitted on), next to the inter-image baseline. Images of the dataset it was
     fitted on are never taken from its pool. ``seed`` (default: the fit's) draws the test images and the baseline's
-    pairs."""
+    pairs.
+
+    Under torchrun every rank draws the same test images, measures its shard of whole groups and gathers every
+    rank's per-image errors (:mod:`zoo.distributed`), so the numbers are one process's: every rank must call it."""
     check_n_test(n_test)
     rel = relocation
     seed = rel.seed if seed is None else seed
@@ -251,15 +254,18 @@ def evaluate_relocation(relocation: Relocation, data: Any = None, *, n_test: int
     test = order[~np.isin(order, exclude)][:n_test]
     images = dataset.images(test)
     group = min(EVAL_GROUP, math.ceil(n_test / 2))  # at least two groups: a std over one would print as 0
-    per_group: dict[str, list[float]] = {k: [] for k in STATS}
-    for lo in range(0, n_test, group):
+    mine = distributed.shard(n_test, block=group)  # whole groups, each decoded in the batches of one process
+    rows = []  # per image of this rank's groups, one column per STATS
+    for lo in range(mine.start, mine.stop, group):
         d = _decodings(rel, images[lo:lo + group], batch_size)
-        errors = {"l_mse": _mse(d["z_target"], d["z_relocated"]),
-                  "r_mse": _mse(d["source_reconstruction"], d["x_source"]),
-                  "m_mse": _mse(d["relocated"], d["x_target"]),
-                  "target_r_mse": _mse(d["target_reconstruction"], d["x_target"])}
-        for k, v in errors.items():
-            per_group[k].append(v.mean().item())
+        rows.append(torch.stack([_mse(d["z_target"], d["z_relocated"]),
+                                 _mse(d["source_reconstruction"], d["x_source"]),
+                                 _mse(d["relocated"], d["x_target"]),
+                                 _mse(d["target_reconstruction"], d["x_target"])], 1))
+    errors = distributed.gather_rows(torch.cat(rows) if rows else torch.empty(0, len(STATS)),
+                                     device=rel.source.device).T.contiguous()  # each group summed contiguously, as before
+    per_group = {k: [errors[i, lo:lo + group].mean().item() for lo in range(0, n_test, group)]
+                 for i, k in enumerate(STATS)}
     xt = adapt(images, rel.target.image_spec)
     other = np.random.default_rng(seed + 1).permutation(n_test)
     itself = other == np.arange(n_test)
@@ -292,6 +298,8 @@ def relocate(source: Any, target: Any, *, data: Any = None, fit: str = "auto", m
     rel = fit_relocation(source, target, data=data, fit=fit, method=method, n_fit=n_fit, n_pool=n_pool,
                          hold_out=n_test, seed=seed, refine_targets=refine_targets, batch_size=batch_size)
     result = evaluate_relocation(rel, n_test=n_test, seed=seed, batch_size=batch_size)
+    if not distributed.is_main():  # under torchrun rank 0 writes the files
+        return result
     if out is not None:
         first = rel.dataset.images(result.test_indices[:PNG_IMAGES])
         result.files["png"] = str(relocation_png(rel, first, Path(out) / "relocation.png", batch_size=batch_size,
