@@ -30,7 +30,10 @@ DistanceArg = str | Distance
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
-    """Spherical interpolation of the directions of a and b, at the lerp of their norms."""
+    """Spherical interpolation of the directions of a and b, at the lerp of their norms (codes of any shape
+    ``(N, …)``: spatial latents are interpolated as vectors)."""
+    if a.dim() > 2:
+        return slerp(a.flatten(1), b.flatten(1), t).view_as(a)
     na, nb = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
     ua, ub = a / na, b / nb
     t = t.view(-1, 1)
@@ -47,7 +50,7 @@ def path_fn(model, space: str) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     if space == "w":
         if not mapping:
             raise CapabilityError(f"{model.display_name} has no W space (only models with a mapping do); use --space z")
-        return lambda w0, w1, t: torch.lerp(w0, w1, t.view(-1, 1))
+        return lambda w0, w1, t: torch.lerp(w0, w1, t.view(-1, *[1] * (w0.dim() - 1)))
     if space == "z":
         return (lambda z0, z1, t: model.map_prior(slerp(z0, z1, t))) if mapping else slerp
     raise ZooError(f"--space must be z or w, got {space!r}")
