@@ -191,6 +191,30 @@ def test_inception_matches_pytorch_fid(pytorch_fid_pair, fmt):
 
 
 @pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")  # pytorch-fid's call into scipy
+def test_fid_of_both_networks_features_matches_pytorch_fid(pytorch_fid_pair, monkeypatch):
+    """Features of two image sets by each network, statistics and Fréchet distance by each side's own code. On the
+    64 pool3 features that vary most (random weights leave many constant): scipy's sqrtm of 2048-d matrices takes a
+    minute (all 2048 are compared in benchmarks/results/fid_reference.txt)."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    from zoo.data import get_dataset
+
+    theirs, root = pytorch_fid_pair
+    monkeypatch.setattr(theirs, "resize_input", False)  # 80×80 as is: a fifteenth of the work of 299×299
+    ours = load_fid_inception(root / "random_inception.pth")
+    faces, _ = get_dataset("faces64").sample(160, 5)
+    faces = torch.nn.functional.interpolate(faces, size=(80, 80), mode="bilinear", align_corners=False).clamp(0, 1)
+    sets = (faces[:80], faces[80:].flip(3) * 0.7)  # real faces vs mirrored, darker ones
+    with torch.no_grad():
+        theirs_f, ours_f = [theirs(x)[0].flatten(1) for x in sets], [ours(x, resize=False) for x in sets]
+    keep = torch.cat(ours_f).std(0).argsort(descending=True)[:64]
+    theirs_f, ours_f = [f[:, keep].double().numpy() for f in theirs_f], [f[:, keep] for f in ours_f]
+    expected = calculate_frechet_distance(*[t for f in theirs_f for t in (f.mean(0), np.cov(f, rowvar=False))])
+    got = frechet_distance(*feature_statistics(ours_f[0]), *feature_statistics(ours_f[1]))
+    assert expected > 1 and got["fid"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")  # pytorch-fid's call into scipy
 @pytest.mark.parametrize("rank", [None, 40], ids=["full-rank", "singular"])
 def test_frechet_distance_matches_pytorch_fid(rank):
     fid_score = pytest.importorskip("pytorch_fid.fid_score", reason="pytorch-fid is not installed")
@@ -279,9 +303,9 @@ def test_timm_backbone_features_are_its_pooled_features(tmp_path):
 
 
 @pytest.mark.parametrize("features, weights, match", [
-    ("inception", None, "need --features-weights"),
+    ("inception", None, "needs --features-weights"),
     ("inception", "/nonexistent/pt_inception.pth", "no such file"),
-    ("timm:resnet18", None, "need --features-weights"),
+    ("timm:resnet18", None, "needs --features-weights"),
     ("faces64-features", "/some/file", "ships with zoo"),
     ("imagenet", None, "unknown feature space"),
 ])
@@ -309,7 +333,7 @@ def test_fid_task_on_a_shipped_model(vae_faces64, mode):
     assert result["fid"] == pytest.approx(result["mean_term"] + result["cov_term"])
     assert (result["n"], result["features"], result["feature_dim"], result["mode"]) == \
         (300, "faces64-features", 128, mode)
-    assert result.to_dict()["data"] == "faces64"
+    assert result.to_dict()["data"] == "faces64" and result["image_size"] == [64, 64]
 
 
 def test_fid_task_is_deterministic_and_samples_are_further_than_the_floor(vae_faces64):
@@ -324,12 +348,11 @@ def test_fid_task_refuses_too_few_images_before_any_work(vae_faces64):
         zoo.run(fid_spec(), vae_faces64, n=100)
 
 
-def test_zoo_fid_command_prints_value_with_features_and_n(monkeypatch):
+def test_zoo_fid_command_prints_value_with_features_and_n():
     from click.testing import CliRunner
     from zoo_cli.main import make_cli
     from zoo_cli.run import task_command
 
-    monkeypatch.setenv("ZOO_DISABLE_PLUGINS", "relocate")  # not needed here; keeps stderr to FID's own lines
     app = make_cli()
     if "fid" not in app.commands:
         app.add_command(task_command(fid_spec(), "fid"))

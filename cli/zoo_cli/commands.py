@@ -24,7 +24,7 @@ BUILTIN_COMMANDS = {
     "zoo_cli.publish": ("ship", "push", "new_plugin"),
 }
 # registered tasks that are also top-level commands (zoo.metrics.plugin declares their options)
-TASK_COMMANDS = ("mig", "scores", "ppl", "jacobian", "stats")
+TASK_COMMANDS = ("mig", "scores", "ppl", "jacobian", "stats", "fid")
 
 
 def task_commands() -> list[click.Command]:

@@ -20,8 +20,9 @@ def headline(result: Mapping[str, Any]) -> str:
 def report(result: Mapping[str, Any]) -> None:
     compared = COMPARED[result["mode"]].format(model=result["model"], data=result["data"])
     info(f"{headline(result)}: {compared} vs held-out {result['data']} images")
+    height, width = result["image_size"]
     info(f"  mean term ‖Δμ‖² {result['mean_term']:.4g}, covariance term {result['cov_term']:.4g} "
-         f"({result['feature_dim']}-d features)")
+         f"({result['feature_dim']}-d features; images compared at the model's {height}×{width})")
     if result["eps_offset"]:
         info(f"  the matrix square root failed numerically: {result['eps_offset']:g} was added to both diagonals, as "
              f"pytorch-fid does")

@@ -140,7 +140,7 @@ def _weights_file(name: str, weights: str | None) -> Path:
     if not weights:
         hint = ("pytorch-fid's pt_inception-2015-12-05-6726825d.pth" if name == "inception"
                 else f"the weights file of timm's {name[len('timm:'):]}")
-        raise ZooError(f"features {name!r} need --features-weights PATH ({hint}); zoo never downloads")
+        raise ZooError(f"the {name} feature space needs --features-weights PATH ({hint}); zoo never downloads")
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ZooError(f"--features-weights {weights}: no such file")
@@ -225,7 +225,7 @@ def fid(run: Any, *, n: int = 5000, seed: int = 0, mode: str = "samples", featur
         compared = features_of(_held_out(run, n, SECOND_SET_SEED + seed), "other held-out images")
     distance = frechet_distance(*feature_statistics(compared), *feature_statistics(reference))
     return {"model": model.display_name, "data": run.data.name, **distance, "n": n, "features": net.name,
-            "feature_dim": net.dim, "mode": mode, "seed": seed,
+            "feature_dim": net.dim, "mode": mode, "seed": seed, "image_size": list(model.image_spec.size),
             "reference_seed": REFERENCE_SEED + seed,
             "compared_seed": seed if mode == "samples" else SECOND_SET_SEED + seed,
             "features_files": net.files,

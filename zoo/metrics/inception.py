@@ -1,7 +1,7 @@
 """The Inception-v3 of FID: pool3 features (2048-d) exactly as pytorch-fid computes them, as zoo's own module.
 
 Heusel et al. (2017) computed FID with TensorFlow's 2015-12-05 Inception graph; pytorch-fid ported its weights
-(``pt_inception-2015-12-05-6726825d.pth``) into torchvision's Inception-v3 layout with four differences, all kept
+(``pt_inception-2015-12-05-6726825d.pth``) into torchvision's Inception-v3 layout with three differences, all kept
 here: the average pools inside the A, C and first E blocks ignore their zero padding (TensorFlow's ``count_include_pad
 =False``), the last E block pools with a max instead of an average, and the classifier has 1008 classes (unused:
 FID reads the 2048-d global average pool before it). Input in [0, 1] is resized to 299×299 (bilinear,

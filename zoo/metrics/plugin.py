@@ -80,6 +80,21 @@ TASKS = (
              options=(_images(), _seed(),
                       Option("distances", "bool", False, "Also the distance analysis: random / +noise / nearest "
                                                          "pairs."))),
+    TaskSpec("fid", "zoo.metrics.fid:fid",
+             "FID of a model's samples (or reconstructions) against held-out data; the Fréchet distance in zoo's own "
+             "feature network for faces64 and dsprites by default, in pytorch-fid's Inception-v3 with --features "
+             "inception --features-weights FILE.",
+             data="images", needs=("decode",), report="zoo_cli.fid_report:report",
+             options=(Option("n", "int", 5000, "Images per set (at least the feature dimension + 1).", min=2),
+                      _seed(),
+                      Option("mode", "str", "samples", "samples, reconstruction, or data (other held-out images: the "
+                                                       "estimator's floor at this n).",
+                             choices=("samples", "reconstruction", "data")),
+                      Option("features", "str", "auto", "auto, inception, timm:MODEL, DATASET-features or a "
+                                                        "feature-net folder."),
+                      Option("features_weights", "str", None, "Weights file of --features inception or timm:MODEL "
+                                                              "(never downloaded).")),
+             ),
 )
 
 
