@@ -52,7 +52,7 @@ def plot(curve: list[dict], title: str, path: Path) -> None:
     d.line([xy(0, 0), xy(0, ymax)], fill="black")
     for k in range(5):
         v = ymax * k / 4
-        d.text((4, xy(0, v)[1] - 6), f"{v:.2f}", fill="black", font=font)
+        d.text((4, xy(0, v)[1] - 6), f"{v:.3g}", fill="black", font=font)
     d.text((left, h - bottom + 8), f"0 … {xmax:,} steps", fill="black", font=font)
     d.text((left, 4), title, fill="black", font=font)
     d.line([xy(c["step"], c["mig"]) for c in curve], fill=(51, 102, 204), width=2)
