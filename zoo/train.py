@@ -464,8 +464,10 @@ def _drive(run: TrainingRun, *, checkpoint_every: int, log_every: int, stop_afte
 
 
 def check_run_folder(out: Path, *, resume: bool, overwrite: bool) -> None:
-    """A new run needs a new or empty ``out`` (or ``overwrite``); ``resume`` needs a checkpoint there."""
-    check_target(out, run_files, "run folder", overwrite=overwrite)
+    """A new run needs a new or empty ``out`` (or ``overwrite``); ``resume`` needs a checkpoint there (notes a user
+    put beside a run do not stop it: training writes only its own checkpoint/, weights/ and history)."""
+    if not resume:
+        check_target(out, run_files, "run folder", overwrite=overwrite)
     earlier = (run_files(out) or set()) - {".zoo.lock"} if out.is_dir() else set()
     if resume:
         if not (out / CHECKPOINT / "state.json").is_file():
