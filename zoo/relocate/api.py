@@ -35,6 +35,7 @@ from zoo._util import check_target
 from zoo.errors import UnknownName, ZooError
 from zoo.image import adapt, save_rows
 from zoo.invert import refine_codes
+from zoo.progress import track
 from zoo.protocol import ZooModel, require
 from zoo.relocate.maps import LatentMap, fit_map, map_files, map_spec, min_fit_points, save_map
 from zoo.relocate.support import fit_set_spec, reconstruction_gain, select
@@ -177,7 +178,7 @@ def correspondence(source: ZooModel, target: ZooModel, fit: str, pool: Tensor | 
         zs = source.sample_latent(n_fit, generator=torch.Generator().manual_seed(seed))
         x = batching.decode(source, zs, batch_size=batch_size)
         return zs.flatten(1).cpu(), batching.encode(target, x, batch_size=batch_size).flatten(1), None
-    zs = batching.encode(source, pool, batch_size=batch_size).flatten(1)
+    zs = batching.encode(source, pool, batch_size=batch_size, label="relocation: encoding the pool").flatten(1)
     gains = reconstruction_gain(source, pool[:N_GAIN], batch_size) if fit_set_spec(fit).uses_gains else None
     chosen = select(fit, zs, n_fit, gains=gains, seed=seed)
     zt = batching.encode(target, pool[chosen], batch_size=batch_size).flatten(1)
@@ -256,7 +257,7 @@ def evaluate_relocation(relocation: Relocation, data: Any = None, *, n_test: int
     group = min(EVAL_GROUP, math.ceil(n_test / 2))  # at least two groups: a std over one would print as 0
     mine = distributed.shard(n_test, block=group)  # whole groups, each decoded in the batches of one process
     rows = []  # per image of this rank's groups, one column per STATS
-    for lo in range(mine.start, mine.stop, group):
+    for lo in track(range(mine.start, mine.stop, group), "relocation: held-out groups"):
         d = _decodings(rel, images[lo:lo + group], batch_size)
         rows.append(torch.stack([_mse(d["z_target"], d["z_relocated"]),
                                  _mse(d["source_reconstruction"], d["x_source"]),

@@ -23,6 +23,7 @@ from zoo import batching
 from zoo._util import import_object
 from zoo.errors import ZooError
 from zoo.image import adapt
+from zoo.progress import track
 from zoo.spec import FitSetSpec
 
 
@@ -37,7 +38,7 @@ def reconstruction_gain(model, images: Tensor, batch_size: int | None = None) ->
 
     base = errors(z)
     gains = torch.empty(z.shape[1])
-    for j in range(z.shape[1]):
+    for j in track(range(z.shape[1]), f"support set: reconstruction gain of {model.display_name}'s codes"):
         zj = z.clone()
         zj[:, j] = 0
         gains[j] = (errors(zj) - base).mean()
