@@ -17,29 +17,12 @@ from zoo import registry
 from zoo.errors import WeightsError, ZooError
 from zoo.metrics.fid import EPS, feature_statistics, frechet_distance, get_features, psd_sqrt, trace_sqrt_product
 from zoo.metrics.inception import load_fid_inception, random_state_dict
-from zoo.spec import Option, TaskSpec
+from zoo.spec import TaskSpec
+
 
 # The registration proposed for zoo/metrics/plugin.py; the registered spec is used once it exists.
-FID_SPEC = TaskSpec(
-    "fid", "zoo.metrics.fid:fid",
-    "FID of a model's samples (or reconstructions) against held-out data; the Fréchet distance in zoo's own "
-    "feature network for faces64 and dsprites by default, in pytorch-fid's Inception-v3 with --features inception "
-    "--features-weights FILE.",
-    data="images", needs=("decode",), report="zoo_cli.fid_report:report",
-    options=(Option("n", "int", 5000, "Images per set (at least the feature dimension + 1).", min=2),
-             Option("seed", "int", 0),
-             Option("mode", "str", "samples", "samples, reconstruction, or data (other held-out images: the "
-                                              "estimator's floor at this n).",
-                    choices=("samples", "reconstruction", "data")),
-             Option("features", "str", "auto", "auto, inception, timm:MODEL, DATASET-features or a feature-net "
-                                               "folder."),
-             Option("features_weights", "str", None, "Weights file of --features inception or timm:MODEL (never "
-                                                     "downloaded).")))
-
-
 def fid_spec() -> TaskSpec:
-    entry = registry.tasks.entries.get("fid")
-    return entry.spec if entry is not None else FID_SPEC
+    return registry.tasks.get("fid").spec
 
 
 def random_spd(d: int, seed: int, condition: float = 10.0, rank: int | None = None) -> np.ndarray:
