@@ -220,5 +220,7 @@ def test_mallopt_keeps_freed_buffers_for_the_next_batch():
     applied, faults_with = run()
     skipped, faults_without = run(ZOO_NO_MALLOPT="1")
     assert applied and not skipped
-    assert faults_with < 100  # the freed buffer is reused as it is
     assert faults_without >= 20  # faulted in again: 10,240 pages of 4 KiB (20 of 2 MiB with transparent huge pages)
+    # the freed buffer is reused as it is (0 faults on an idle machine; the kernel may still reclaim some pages of a
+    # kept buffer under memory pressure, so compare with the default instead of demanding 0)
+    assert faults_with < faults_without / 4
