@@ -1,6 +1,5 @@
 """Datasets: the dSprites grid, determinism, factors that change the image, and the file loaders on small files."""
 
-import hashlib
 import subprocess
 import sys
 
