@@ -6,7 +6,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats as sps
+
+import zoo
 
 from zoo.data import get_dataset
 from zoo.metrics import scores as S
@@ -111,6 +114,8 @@ def test_dci_on_codes(mode):
     assert out["informativeness_test"] > 0.95
     imp = np.array(out["importance"])
     assert imp[0, 0] > imp[1, 0] and imp[1, 1] > imp[0, 1] and imp[2].sum() < 0.2
+    # the factors' classifiers fitted two at a time give the same numbers as one after the other
+    assert S.dci_from_codes(z[:400], y[:400], z[400:], y[400:], mode=mode, jobs=2) == out
 
 
 def test_sap_continuous_is_squared_correlation_gap():
@@ -210,8 +215,6 @@ def test_chen_mig_perfect_encoder_scores_near_one():
 
 
 def test_unknown_score_and_dci_mode_are_one_line_errors():
-    import zoo
-
     with pytest.raises(zoo.ZooError, match="unknown score"):
         S.compute_scores(None, DS, scores=["dci", "irs"], represent=noisy_identity())
     with pytest.raises(zoo.ZooError, match="DCI mode"):
@@ -228,3 +231,56 @@ def test_scores_cli_on_shipped_dsprites_vae(cli):
     assert 0.5 <= out["scores"]["modularity"]["explicitness_score_test"] <= 1.0
     bad = cli("scores", "vae.dsprites", "--only", "irs")
     assert bad.exit_code != 0 and "unknown score 'irs'" in bad.output and "Traceback" not in bad.output
+
+
+# --- the code cache: each grid point encoded once, the codes those of encoding every row -----------------------------
+
+class CountingEncoder(zoo.ZooModel):
+    """A mean code that is a fixed function of the image (so any batching gives the same code)."""
+
+    def __init__(self):
+        super().__init__()
+        self.image_spec = zoo.ImageSpec(1, (64, 64), dataset="dsprites")
+        self.latent_spec = zoo.LatentSpec((3,))
+
+    def encode(self, x):
+        mass = x.flatten(1).sum(1, keepdim=True)
+        cols = (x.sum(2).flatten(1) * torch.arange(64.0)).sum(1, keepdim=True) / mass.clamp(min=1)
+        return torch.cat([mass, cols, (mass * 0.37).sin()], 1)
+
+
+def _labelled_dsprites(tmp_path):
+    """dSprites images saved as an .npy with 3 shape labels: many images per label row."""
+    from zoo.data import dataset_for
+
+    x, f = DS.sample(30, 0)
+    np.save(tmp_path / "x.npy", x.numpy())
+    (tmp_path / "labels.csv").write_text("shape\n" + "\n".join(str(int(v)) for v in f[:, 0]) + "\n")
+    return dataset_for(data=f"npy:{tmp_path / 'x.npy'}", need_factors=True,
+                       factors=str(tmp_path / "labels.csv"))
+
+
+@pytest.mark.parametrize("case", ["dense", "per-call", "labelled"])
+def test_code_cache_encodes_each_grid_point_once(case, tmp_path, monkeypatch):
+    from zoo.metrics import _sampling
+
+    model = CountingEncoder()
+    if case == "per-call":  # a grid too large to keep: repeats are shared within one call only
+        monkeypatch.setattr(_sampling, "DENSE_BYTES", 8)
+    data = _labelled_dsprites(tmp_path) if case == "labelled" else DS
+    rs = np.random.RandomState(0)
+    calls = [data.sample_factors(40, rs) for _ in range(3)]
+    calls[1][:20] = calls[0][:20]  # rows seen before
+    calls[2] = np.concatenate([calls[2][:10]] * 4)  # rows repeated within a call
+    cache = S.model_representation(model, data, batch_size=7)
+    got = [cache(f) for f in calls]
+    direct = [_sampling.encode_factors(model, data, f, batch_size=64, label=None) for f in calls]
+    if case == "labelled":  # images sharing a label take turns: nothing may be shared
+        assert cache.encoded == cache.drawn == 120
+        return
+    for g, d in zip(got, direct):
+        np.testing.assert_array_equal(g, d)
+        assert g.dtype == np.float64
+    unique = [len(np.unique(f, axis=0)) for f in calls]
+    expected = len(np.unique(np.concatenate(calls), axis=0)) if case == "dense" else sum(unique)
+    assert (cache.encoded, cache.drawn) == (expected, 120)

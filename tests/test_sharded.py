@@ -1,5 +1,5 @@
-"""Evaluation sharded over torchrun processes (zoo.distributed): two ranks give one process's numbers, one JSON
-document and one report; each rank computes only its shard and gets every row back in order; the sharding helpers on
+"""Evaluation sharded over torchrun processes (zoo.distributed: PPL, the scores' encoding, the relocation evaluation):
+two ranks give one process's numbers, one JSON document and one report; each rank computes only its shard and gets every row back in order; the sharding helpers on
 their own; a WORLD_SIZE without torchrun is one error line."""
 
 import json
@@ -17,6 +17,9 @@ from zoo.errors import ZooError
 
 RUNS = {  # name: (zoo arguments, a line the report prints once on stderr, or None)
     "ppl": (["ppl", "vae.faces64", "--n", "40"], None),
+    "mig": (["mig", "betavae.dsprites", "--num-train", "1000"], None),
+    # the encoding-heavy scores share one code cache, whose new rows every rank encodes a shard of
+    "scores": (["scores", "betavae.dsprites", "--quick", "--only", "mig,sap,modularity,unsupervised"], None),
     # a random fit set: the default support set costs a minute of decoding here, and only the evaluation is sharded
     "relocate": (["relocate", "splitvae.faces64", "vae.faces64", "--n-test", "60", "--n-pool", "200", "--n-fit", "80",
                   "--fit", "random"], "relocation on faces64"),
@@ -84,6 +87,8 @@ def test_two_ranks_give_one_process_numbers(name, tmp_path):
 RANK_SCRIPT = """
 import json, os, torch, zoo
 from zoo import distributed
+from zoo.data import get_dataset
+from zoo.metrics._sampling import CodeCache
 from zoo.metrics.ppl import ppl_samples
 
 computed, gather = [], distributed.gather_rows
@@ -95,8 +100,11 @@ distributed.gather_rows = spy
 rows = distributed.gather_rows(torch.arange(10.0)[distributed.shard(10, 3)]).tolist()
 empty = distributed.gather_rows(torch.arange(2.0)[distributed.shard(2, 2)]).tolist()  # rank 0 of 2 has no rows
 values = ppl_samples(zoo.create_model("vae.faces64", device="cpu"), n=40, batch_size=32).tolist()
+dsprites = get_dataset("dsprites")
+factors = dsprites.sample_factors(50, 0)
+codes = CodeCache(zoo.create_model("betavae.dsprites", device="cpu"), dsprites, batch_size=32)(factors).ravel().tolist()
 with open(f"rank{os.environ.get('RANK', '-one')}.json", "w") as f:
-    json.dump({"rows": rows, "empty": empty, "computed": computed[2:], "ppl": values}, f)
+    json.dump({"rows": rows, "empty": empty, "computed": computed[2:], "ppl": values, "codes": codes}, f)
 """
 
 
@@ -107,11 +115,12 @@ def test_ranks_compute_their_shard_and_get_every_row_in_order(tmp_path):
     _launch([sys.executable, str(script)], tmp_path / "two", processes=2)
     one = json.loads((tmp_path / "one" / "rank-one.json").read_text())
     ranks = [json.loads((tmp_path / "two" / f"rank{r}.json").read_text()) for r in range(2)]
-    assert one["computed"] == [40]
-    assert [r["computed"] for r in ranks] == [[32], [8]]  # whole batches: rank 0 the first, rank 1 the rest
+    assert one["computed"] == [40, 50]  # PPL's paths, then the codes of 50 distinct grid points
+    assert [r["computed"] for r in ranks] == [[32, 32], [8, 18]]  # whole batches: rank 0 the first, rank 1 the rest
     for r in ranks:
         assert r["rows"] == list(range(10)) and r["empty"] == [0.0, 1.0]
         assert r["ppl"] == pytest.approx(one["ppl"], rel=1e-6)  # every path's value, in path order
+        assert r["codes"] == pytest.approx(one["codes"], rel=1e-6)  # every row's code, in row order
 
 
 @pytest.mark.parametrize("n, block, size", [

@@ -61,6 +61,9 @@ class GroundTruthDataset(ImageDataset):
     factor_values: tuple[np.ndarray, ...]
     image_spec: ImageSpec
     has_factors = True
+    # One image per factor row: the same row always renders the same image, so a metric may encode a grid point
+    # once however often its draws repeat it (zoo.metrics._sampling.CodeCache). False for labelled collections.
+    one_image_per_row = True
 
     def __len__(self) -> int:
         return int(np.prod(self.factor_sizes))

@@ -218,6 +218,8 @@ class ArrayImages(_Images):
 class Labelled(GroundTruthDataset):
     """An image dataset with labels as factors (observational: the combinations it has; see module docstring)."""
 
+    one_image_per_row = False  # images sharing a label row take turns
+
     def __init__(self, images: ImageDataset, names: list[str], values: np.ndarray):
         if len(values) != len(images):
             raise DataError(f"{images.name}: {len(values)} label rows for {len(images)} images")

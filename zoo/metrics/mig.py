@@ -124,19 +124,20 @@ def mig_from_codes(codes: np.ndarray, factors: np.ndarray, num_bins: int | None 
 
 
 def compute_mig(model, dataset, *, num_train: int = 10000, num_bins: int = 20, seed: int = 0,
-                batch_size: int = 16, encode_batch_size: int | None = None) -> dict[str, Any]:
+                batch_size: int = 16, encode_batch_size: int | None = None, represent=None) -> dict[str, Any]:
     """disentanglement_lib's MIG of ``model``'s mean representation on ``dataset``.
 
     The factors come from ``np.random.RandomState(seed)`` drawn ``batch_size`` at a time — dlib's stream; encoding
     runs ``encode_batch_size`` images at a time (default: :func:`zoo.batching.default_batch_size`), which changes
-    a code in its last float digits at most."""
-    from zoo.metrics._sampling import encode_factors, sample_factors_stream
+    a code in its last float digits at most. ``represent`` (factor rows → codes) replaces the encoding, e.g. a
+    :class:`~zoo.metrics._sampling.CodeCache` shared with other scores."""
+    from zoo.metrics._sampling import CodeCache, sample_factors_stream
     from zoo.protocol import require
 
     require(model, "encode", purpose="MIG")
     factors = sample_factors_stream(dataset, num_train, np.random.RandomState(seed), batch_size)
-    codes = encode_factors(model, dataset, factors, encode_batch_size, label=f"MIG: encoding {num_train} images")
-    out = mig_from_codes(codes, factors, num_bins)
+    represent = represent or CodeCache(model, dataset, encode_batch_size, label="MIG: encoding")
+    out = mig_from_codes(represent(factors), factors, num_bins)
     out["factor_names"] = list(dataset.factor_names)
     out["num_train"] = num_train
     return out

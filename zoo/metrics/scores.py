@@ -173,28 +173,39 @@ def dci_from_importance(importance: np.ndarray) -> dict[str, float]:
             "completeness": float((per_factor * weights.sum(0) / weights.sum()).sum())}
 
 
-def dci_from_codes(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray, *,
-                   mode: str = "sklearn", seed: int = 0) -> dict[str, Any]:
-    """DCI of codes (n, D) against factors (n, K). ``mode``: "sklearn" (dlib: ``GradientBoostingClassifier()``,
-    here with ``random_state=seed`` so ties break the same way every run) or "fast" (random forest of 100 trees)."""
+def _fit_factor(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray, mode: str,
+                seed: int) -> tuple[np.ndarray, float, float]:
+    """One factor's DCI classifier: its feature importances and its train and test accuracy."""
     sk = _sklearn()
+    if mode == "sklearn":
+        clf = sk.ensemble.GradientBoostingClassifier(random_state=seed)
+    else:
+        clf = sk.ensemble.RandomForestClassifier(n_estimators=100, max_features=None, min_samples_leaf=5,
+                                                 random_state=seed, n_jobs=1)
+    clf.fit(z_train, y_train)
+    return (np.abs(clf.feature_importances_), float(np.mean(clf.predict(z_train) == y_train)),
+            float(np.mean(clf.predict(z_test) == y_test)))
+
+
+def dci_from_codes(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray, *,
+                   mode: str = "sklearn", seed: int = 0, jobs: int | None = None) -> dict[str, Any]:
+    """DCI of codes (n, D) against factors (n, K). ``mode``: "sklearn" (dlib: ``GradientBoostingClassifier()``,
+    here with ``random_state=seed`` so ties break the same way every run) or "fast" (random forest of 100 trees).
+    The K classifiers are independent and seeded, so they are fitted ``jobs`` at a time (default: torch's thread
+    count, i.e. the cores zoo was given; sklearn's gradient boosting uses one core per fit) with identical results."""
+    import torch
+    from joblib import Parallel, delayed
+
     if mode not in ("sklearn", "fast"):
         raise ZooError(f"DCI mode must be sklearn or fast, got {mode!r}")
     k = y_train.shape[1]
-    importance = np.zeros((z_train.shape[1], k))
-    train_acc, test_acc = [], []
-    for j in range(k):
-        if mode == "sklearn":
-            clf = sk.ensemble.GradientBoostingClassifier(random_state=seed)
-        else:
-            clf = sk.ensemble.RandomForestClassifier(n_estimators=100, max_features=None, min_samples_leaf=5,
-                                                     random_state=seed, n_jobs=-1)
-        clf.fit(z_train, y_train[:, j])
-        importance[:, j] = np.abs(clf.feature_importances_)
-        train_acc.append(np.mean(clf.predict(z_train) == y_train[:, j]))
-        test_acc.append(np.mean(clf.predict(z_test) == y_test[:, j]))
-    return {**dci_from_importance(importance), "informativeness_train": float(np.mean(train_acc)),
-            "informativeness_test": float(np.mean(test_acc)), "importance": importance.tolist(), "mode": mode}
+    jobs = max(1, min(k, jobs or torch.get_num_threads()))
+    fits = Parallel(n_jobs=jobs, backend="loky" if jobs > 1 else "sequential")(
+        delayed(_fit_factor)(z_train, y_train[:, j], z_test, y_test[:, j], mode, seed) for j in range(k))
+    importance = np.stack([f[0] for f in fits], axis=1)
+    return {**dci_from_importance(importance), "informativeness_train": float(np.mean([f[1] for f in fits])),
+            "informativeness_test": float(np.mean([f[2] for f in fits])), "importance": importance.tolist(),
+            "mode": mode}
 
 
 def dci(dataset, represent: Represent, *, num_train: int = 10000, num_eval: int = 5000, mode: str = "sklearn",
@@ -395,20 +406,21 @@ def mig_chen_task(run, *, num_points: int, num_samples: int, factors: str | None
 # --- all of them -----------------------------------------------------------------------------------------------------
 
 def model_representation(model, dataset, batch_size: int | None = None) -> Represent:
-    """Mean codes of ``model`` for factor rows of ``dataset`` (float64 (n, D)), encoded ``batch_size`` at a time."""
-    from zoo.metrics._sampling import encode_factors
+    """Mean codes of ``model`` for factor rows of ``dataset`` (float64 (n, D)), encoded ``batch_size`` at a time,
+    each grid point once (:class:`~zoo.metrics._sampling.CodeCache`): share one across scores of the same model."""
+    from zoo.metrics._sampling import CodeCache
     from zoo.protocol import require
 
     require(model, "encode", purpose="disentanglement scores")
-    return lambda factors: encode_factors(model, dataset, factors, batch_size, label=None)
+    return CodeCache(model, dataset, batch_size)
 
 
 def compute_scores(model, dataset, *, scores: Sequence[str] = SCORES, quick: bool = False, dci_mode: str = "sklearn",
                    seed: int = 0, represent: Represent | None = None,
                    batch_size: int | None = None) -> dict[str, Any]:
     """Every score in ``scores`` with dlib's sample sizes (``quick``: a tenth of them, for a first look), each from
-    its own ``RandomState(seed)`` as dlib evaluates them; images encoded ``batch_size`` at a time. Returns
-    {score: {key: value}}."""
+    its own ``RandomState(seed)`` as dlib evaluates them; images encoded ``batch_size`` at a time, each grid point
+    once for all the scores. Returns {score: {key: value}}."""
     from zoo.progress import progress_bar
 
     unknown = [s for s in scores if s not in SCORES]
@@ -457,6 +469,7 @@ def scores_task(run, *, only: str | None, quick: bool, dci_mode: str, seed: int,
     if unknown:
         raise ZooError(f"unknown score {unknown[0]!r}; choose from {', '.join(ALL_SCORES)}")
     model, dataset = run.model, run.data
+    represent = model_representation(model, dataset, run.batch_size)  # one code per grid point for every score
     if "mig_chen" in wanted:
         if only:  # asked for by name: a model without q(z|x) is an error, before any work
             require(model, "encode_dist", purpose="Chen's MIG")
@@ -465,12 +478,12 @@ def scores_task(run, *, only: str | None, quick: bool, dci_mode: str, seed: int,
     results: dict[str, Any] = {}
     if "mig" in wanted:
         results["mig"] = {"discrete_mig": compute_mig(model, dataset, num_train=1000 if quick else 10000, seed=seed,
-                                                      encode_batch_size=run.batch_size)["discrete_mig"]}
+                                                      represent=represent)["discrete_mig"]}
     if "mig_chen" in wanted:
         results["mig_chen"] = chen_mig(model, dataset, num_points=2000 if quick else 10000, seed=seed,
                                        batch_size=run.batch_size)
     results.update(compute_scores(model, dataset, scores=[s for s in wanted if s in SCORES], quick=quick,
-                                  dci_mode=dci_mode, seed=seed, batch_size=run.batch_size))
+                                  dci_mode=dci_mode, seed=seed, represent=represent))
     summary = {s: results[s][HEADLINE[s]] for s in wanted}
     if out:
         from zoo.image import save_bar_chart
