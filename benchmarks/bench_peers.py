@@ -3,10 +3,11 @@ ratio peer time / zoo time (median of ``--repeats``, default 3, runs interleaved
 
 - MIG on arrays (N = 10k and 100k, D = 10): ``zoo.metrics.mig.mig_from_codes`` vs disentanglement_lib's
   ``mig._compute_mig``;
-- MIG, SAP, modularity/explicitness, β-VAE and FactorVAE scores of ``betavae.dsprites`` end to end: ``zoo.run("mig")``
-  and ``zoo.run("scores", only=...)`` (at dlib's sizes; ``--quick`` sizes call the ``zoo.metrics.scores`` functions)
-  vs dlib's ``compute_*`` pipelines over a ``GroundTruthData`` adapter of zoo's dSprites and a representation function
-  calling the model's encoder;
+- MIG, SAP, modularity/explicitness, β-VAE, FactorVAE, DCI and unsupervised scores of ``betavae.dsprites`` end to
+  end: ``zoo.run("mig")`` and ``zoo.run("scores", only=...)`` (at dlib's sizes; ``--quick`` sizes call the
+  ``zoo.metrics.scores`` functions) vs dlib's ``compute_*`` pipelines over a ``GroundTruthData`` adapter of zoo's
+  dSprites and a representation function calling the model's encoder; at dlib's sizes also the whole ``zoo scores``
+  against the seven pipelines run one after the other;
 - PPL of a toy MLP generator and of the ``betavae.dsprites`` decoder: ``zoo.run("ppl")`` vs torchmetrics'
   ``perceptual_path_length`` on the same paths and draws;
 - the Jacobian of the ``betavae.dsprites`` decoder: ``zoo.metrics.jacobian.decoder_jacobian`` vs
@@ -80,10 +81,12 @@ def import_peers() -> dict[str, Any]:
         from disentanglement_lib.data.ground_truth import ground_truth_data
         from disentanglement_lib.evaluation.metrics import (
             beta_vae,
+            dci,
             factor_vae,
             mig,
             modularity_explicitness,
             sap_score,
+            unsupervised_metrics,
             utils,
         )
     except ImportError as exc:
@@ -98,7 +101,8 @@ def import_peers() -> dict[str, Any]:
     gin.bind_parameter("discretizer.num_bins", 20)
     gin.bind_parameter("prune_dims.threshold", 0.05)
     return {"GroundTruthData": ground_truth_data.GroundTruthData, "mig": mig, "sap": sap_score,
-            "modularity": modularity_explicitness, "beta_vae": beta_vae, "factor_vae": factor_vae,
+            "modularity": modularity_explicitness, "beta_vae": beta_vae, "factor_vae": factor_vae, "dci": dci,
+            "unsupervised": unsupervised_metrics,
             "tm_ppl": perceptual_path_length}
 
 
@@ -236,12 +240,16 @@ def mig_array_rows(peers, sizes, repeats) -> list[Row]:
 
 
 def score_rows(peers, model, dataset, sizes, repeats) -> list[Row]:
-    """MIG, SAP, modularity/explicitness, β-VAE and FactorVAE of ``model``: zoo end to end vs dlib's pipelines."""
+    """MIG, SAP, modularity/explicitness, β-VAE, FactorVAE, DCI and unsupervised scores of ``model``: zoo end to end
+    vs dlib's pipelines; at dlib's sizes also the whole ``zoo scores`` against the seven pipelines run in turn."""
     from zoo.metrics import mig as zmig
     from zoo.metrics import scores as zs
 
     data, represent = dlib_data(peers, dataset), dlib_representation(model)
-    zoo_represent = zs.model_representation(model, dataset)
+
+    def fresh() -> zs.Represent:  # a new code cache for every timed run: no run reuses another's codes
+        return zs.model_representation(model, dataset)
+
     def rs() -> np.random.RandomState:  # every pipeline starts its own stream, as dlib's do
         return np.random.RandomState(0)
 
@@ -259,42 +267,63 @@ def score_rows(peers, model, dataset, sizes, repeats) -> list[Row]:
          "dlib `mig.compute_mig`",
          lambda: peers["mig"].compute_mig(data, represent, rs(), num_train=sizes["mig"], batch_size=16)),
         ("SAP", "SAP_score", scores("sap"),
-         ("zoo.metrics.scores.sap", lambda: zs.sap(dataset, zoo_represent, num_train=n, num_eval=m, seed=0)),
+         ("zoo.metrics.scores.sap", lambda: zs.sap(dataset, fresh(), num_train=n, num_eval=m, seed=0)),
          "dlib `sap_score.compute_sap`",
          lambda: peers["sap"].compute_sap(data, represent, rs(), num_train=n, num_test=m, batch_size=16,
                                           continuous_factors=False)),
         ("modularity", "modularity_score", scores("modularity"),
          ("zoo.metrics.scores.modularity",
-          lambda: zs.modularity(dataset, zoo_represent, num_train=n, num_eval=m, seed=0)),
+          lambda: zs.modularity(dataset, fresh(), num_train=n, num_eval=m, seed=0)),
          "dlib `modularity_explicitness.compute_modularity_explicitness`",
          lambda: peers["modularity"].compute_modularity_explicitness(data, represent, rs(), num_train=n, num_test=m,
                                                                      batch_size=16)),
         ("β-VAE score", "eval_accuracy", scores("beta_vae"),
          ("zoo.metrics.scores.beta_vae_score",
-          lambda: zs.beta_vae_score(dataset, zoo_represent, num_train=pn, num_eval=pm, batch_size=64, seed=0)),
+          lambda: zs.beta_vae_score(dataset, fresh(), num_train=pn, num_eval=pm, batch_size=64, seed=0)),
          "dlib `beta_vae.compute_beta_vae_sklearn`",
          lambda: peers["beta_vae"].compute_beta_vae_sklearn(data, represent, rs(), batch_size=64, num_train=pn,
                                                             num_eval=pm)),
         ("FactorVAE score", "eval_accuracy",
          scores("factor_vae"),
          ("zoo.metrics.scores.factor_vae_score",
-          lambda: zs.factor_vae_score(dataset, zoo_represent, num_train=pn, num_eval=pm, num_variance_estimate=var,
+          lambda: zs.factor_vae_score(dataset, fresh(), num_train=pn, num_eval=pm, num_variance_estimate=var,
                                       batch_size=64, seed=0)),
          "dlib `factor_vae.compute_factor_vae`",
          lambda: peers["factor_vae"].compute_factor_vae(data, represent, rs(), batch_size=64, num_train=pn,
                                                         num_eval=pm, num_variance_estimate=var)),
+        ("DCI", "disentanglement", scores("dci"),
+         ("zoo.metrics.scores.dci", lambda: zs.dci(dataset, fresh(), num_train=n, num_eval=m, seed=0)),
+         "dlib `dci.compute_dci`",
+         lambda: peers["dci"].compute_dci(data, represent, rs(), num_train=n, num_test=m, batch_size=16)),
+        ("unsupervised scores", "gaussian_total_correlation", scores("unsupervised"),
+         ("zoo.metrics.scores.unsupervised", lambda: zs.unsupervised(dataset, fresh(), num_train=n, seed=0)),
+         "dlib `unsupervised_metrics.unsupervised_metrics`",
+         lambda: peers["unsupervised"].unsupervised_metrics(data, represent, rs(), num_train=n, batch_size=16)),
     ]
-    rows = []
+    rows, peer_total, peer_values = [], 0.0, {}
     for what, key, candidates, fallback, peer_label, peer_fn in specs:
         label, zoo_fn = task_call(candidates, model) or fallback
         zoo_out, peer_out, zoo_s, peer_s = interleaved(zoo_fn, peer_fn, repeats)
-        shared = [k for k in peer_out if k != "num_active_dims" and has_value(zoo_out, k)]  # dlib's counts all D
+        shared = [k for k in peer_out if k not in ("num_active_dims", "mode") and has_value(zoo_out, k)]
         worst = max(abs(find_value(zoo_out, k) - float(peer_out[k])) for k in shared)
-        size = (f"{sizes['mig']:,}" if what == "MIG" else f"{pn:,}/{pm:,} points" if "score" in what
-                else f"{n:,}/{m:,}")
+        size = (f"{sizes['mig']:,}" if what == "MIG" else f"{n:,}" if what.startswith("unsupervised")
+                else f"{pn:,}/{pm:,} points" if "score" in what else f"{n:,}/{m:,}")
+        why = (" (dlib's GradientBoostingClassifier() is unseeded: its ties break at random)" if what == "DCI"
+               else "")
         rows.append(Row(f"{what} of {MODEL} end to end ({size})", peer_label, label, find_value(zoo_out, key),
                         float(peer_out[key]), zoo_s, peer_s, "≥ 2×", 2.0,
-                        note=f"{key}; largest |difference| over {', '.join(shared)}: {worst:.1e}"))
+                        note=f"{key}; largest |difference| over {', '.join(shared)}: {worst:.1e}{why}"))
+        peer_total += peer_s
+        peer_values[what] = float(peer_out[key])
+    if dlib_sizes:  # `zoo scores` (one command, one code cache) against running every dlib pipeline, one by one
+        only = "mig,beta_vae,factor_vae,dci,sap,modularity,unsupervised"
+        out, _, zoo_s, _ = interleaved(lambda: zoo.run("scores", model, only=only), None, repeats)
+        summary = out["summary"]
+        rows.append(Row(f"all scores of {MODEL} (`zoo scores`, dlib's sizes)", "the seven dlib pipelines above, one "
+                        "after the other", f"zoo.run('scores', only={only!r})", summary["mig"],
+                        peer_values["MIG"], zoo_s, peer_total, "≥ 2× (half dlib's time)", 2.0,
+                        note="values: MIG; peer time: the sum of the seven dlib rows' times; every headline number "
+                             "of `zoo scores` equals its own row's"))
     return rows
 
 
@@ -379,7 +408,8 @@ def jacobian_row(model, sizes, repeats) -> Row:
     from zoo.metrics.jacobian import decoder_jacobian
 
     z = model.sample_latent(sizes["jacobian"], generator=torch.Generator().manual_seed(0)).flatten(1)
-    d, batch = z.shape[1], default_batch_size(model.device)  # the codes per batch of zoo.run("jacobian")
+    d = z.shape[1]
+    batch = max(1, default_batch_size(model.device) // d)  # codes per pass, as zoo.metrics.jacobian_geometry
 
     def ours():
         return torch.cat([decoder_jacobian(model, z[i:i + batch]).detach() for i in range(0, len(z), batch)])
@@ -524,7 +554,7 @@ def report(rows: list[Row], args, sizes, sweep: list[str], profile: str | None, 
         "# zoo against its peers, end to end",
         "",
         (f"`python benchmarks/bench_peers.py{' --quick' if args.quick else ''} --threads {args.threads} "
-         f"--repeats {args.repeats}` ({elapsed:.0f} s)."),
+         f"--repeats {args.repeats} --score-repeats {args.score_repeats}` ({elapsed:.0f} s)."),
         "",
         *(["**Quick smoke run (small sizes): these are not the benchmark's numbers.**", ""] if args.quick else []),
         (f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -561,12 +591,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch and BLAS/OpenMP threads")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side (the median is reported)")
+    parser.add_argument("--score-repeats", type=int, default=1,
+                        help="timed runs per side of the score rows (minutes each at dlib's sizes)")
     parser.add_argument("--only", default=",".join(ROWS), help=f"comma-separated subset of {', '.join(ROWS)}")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "peers.md")
     args = parser.parse_args()
     only = set(args.only.split(","))
-    if only - set(ROWS) or args.threads < 1 or args.repeats < 1:
-        fail(f"--only takes {', '.join(ROWS)}; --threads and --repeats must be positive")
+    if only - set(ROWS) or min(args.threads, args.repeats, args.score_repeats) < 1:
+        fail(f"--only takes {', '.join(ROWS)}; --threads, --repeats and --score-repeats must be positive")
     peers = import_peers()
     torch.set_num_threads(args.threads)
     sizes = QUICK if args.quick else FULL
@@ -581,7 +613,7 @@ def main() -> None:
         dataset = get_dataset("dsprites")
         steps = [
             ("mig_arrays", lambda: rows.extend(mig_array_rows(peers, sizes, args.repeats))),
-            ("scores", lambda: rows.extend(score_rows(peers, model, dataset, sizes, args.repeats))),
+            ("scores", lambda: rows.extend(score_rows(peers, model, dataset, sizes, args.score_repeats))),
             ("ppl", lambda: rows.extend(ppl_rows(peers, {"a toy MLP generator": toy_generator(), MODEL: model},
                                                  sizes, args.repeats))),
             ("jacobian", lambda: rows.append(jacobian_row(model, sizes, args.repeats))),
