@@ -4,9 +4,13 @@ re-run with short trainings on procedural dSprites:
 - β sweep of ``betavae``: validation reconstruction error and KL. Expected: reconstruction error grows with β, KL falls.
 - γ sweep of ``factorvae``: validation reconstruction error, KL, TC estimate, D(z_real), D(z_perm). Expected: the TC
   estimate falls with γ and the discriminator's outputs on real and permuted codes approach 0.5 (it is confused).
+- MIG (disentanglement_lib's) of every sweep value, as the slides report it next to the losses.
 
     python benchmarks/bench_vae_sweeps.py            # ~15 min on 2 CPU cores; writes benchmarks/results/vae_sweeps.md
     python benchmarks/bench_vae_sweeps.py --steps 50 --betas 1,16 --gammas 0,100 --out /tmp/smoke.md   # smoke run
+    # a long budget over several sessions, one sweep per core; rerun the same commands to continue, then both:
+    python benchmarks/bench_vae_sweeps.py --steps 20000 --threads 1 --workdir benchmarks/runs/sweeps --sweeps beta
+    python benchmarks/bench_vae_sweeps.py --steps 20000 --threads 1 --workdir benchmarks/runs/sweeps --sweeps gamma
 
 Every model is trained by zoo's engine (``zoo.train.train``, the code path of ``zoo train``) with the same seed,
 batches and architecture (disentanglement_lib's conv nets, latent 10, FactorVAE discriminator 6 × 1000); only β or γ
@@ -21,6 +25,7 @@ table are computed from the numbers, not asserted.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import tempfile
@@ -51,15 +56,33 @@ def evaluate(model: zoo.ZooModel, x_val: torch.Tensor) -> dict[str, float]:
     return {k: v / len(batches) for k, v in sums.items()}
 
 
+def trained(arch: str, key: str, value: float, args: argparse.Namespace, workdir: Path) -> tuple[zoo.ZooModel, float]:
+    """The model of one sweep value and the seconds its training took: trained to ``args.steps`` in
+    ``workdir/ARCH-KEYVALUE`` — loaded when an earlier invocation finished it, continued from its checkpoint when
+    one was killed on the way."""
+    out = workdir / f"{arch}-{key}{value:g}"
+    if (out / "weights" / "config.json").is_file():
+        model = zoo.create_model(f"local-dir:{out / 'weights'}")
+    else:
+        model = train(arch, "dsprites", steps=args.steps, out=out, seed=args.seed, batch_size=args.batch_size,
+                      lr=args.lr, model_args={key: value}, checkpoint_every=min(args.steps, 2000),
+                      log_every=max(1, min(args.steps // 10, 500)), resume=(out / "checkpoint").is_dir())
+    provenance = json.loads((out / "weights" / "config.json").read_text())["provenance"]
+    if provenance["steps"] != args.steps:
+        sys.exit(f"error: {out} was trained for {provenance['steps']} steps, not --steps {args.steps}; "
+                 f"use another --workdir")
+    return model, provenance["wall_time_s"]
+
+
 def sweep(arch: str, key: str, values: list[float], args: argparse.Namespace, x_val: torch.Tensor,
           workdir: Path) -> list[dict[str, float]]:
+    from zoo.metrics.mig import compute_mig
+
     rows = []
     for value in values:
-        t0 = time.perf_counter()
-        model = train(arch, "dsprites", steps=args.steps, out=workdir / f"{arch}-{key}{value:g}", seed=args.seed,
-                      batch_size=args.batch_size, lr=args.lr, model_args={key: value},
-                      checkpoint_every=args.steps, log_every=max(1, args.steps // 10))
-        row = {key: value, **evaluate(model, x_val), "train_s": time.perf_counter() - t0}
+        model, seconds = trained(arch, key, value, args, workdir)
+        mig = compute_mig(model.eval(), get_dataset("dsprites"), num_train=10000, seed=0)["discrete_mig"]
+        row = {key: value, **evaluate(model, x_val), "mig": mig, "train_s": seconds}
         rows.append(row)
         print(f"{arch} {key}={value:g}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != key),
               file=sys.stderr, flush=True)
@@ -69,8 +92,10 @@ def sweep(arch: str, key: str, values: list[float], args: argparse.Namespace, x_
 def table(rows: list[dict[str, float]], columns: list[tuple[str, str]]) -> str:
     head = "| " + " | ".join(title for _, title in columns) + " |"
     rule = "| " + " | ".join("---:" for _ in columns) + " |"
-    body = ["| " + " | ".join(f"{r[k]:g}" if k in ("beta", "gamma") else f"{r[k]:.2f}" for k, _ in columns) + " |"
-            for r in rows]
+    def cell(k: str, v: float) -> str:
+        return f"{v:g}" if k in ("beta", "gamma") else f"{v:.3f}" if k == "mig" else f"{v:.2f}"
+
+    body = ["| " + " | ".join(cell(k, r[k]) for k, _ in columns) + " |" for r in rows]
     return "\n".join([head, rule, *body])
 
 
@@ -102,6 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--betas", default="1,2,4,8,16")
     p.add_argument("--gammas", default="0,10,40,100")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="keep the runs here and continue them on the next invocation (long budgets over several "
+                        "sessions); default: a temporary folder")
+    p.add_argument("--sweeps", default="beta,gamma", help="beta, gamma or both (two processes can share a --workdir)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "vae_sweeps.md")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -109,15 +138,22 @@ def main(argv: list[str] | None = None) -> None:
     gammas = [float(g) for g in args.gammas.split(",")]
     x_val, _ = get_dataset("dsprites").sample(VAL_N, VAL_SEED)
 
+    wanted = set(args.sweeps.split(","))
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="zoo-vae-sweeps-") as tmp:
-        beta_rows = sweep("betavae", "beta", betas, args, x_val, Path(tmp))
-        gamma_rows = sweep("factorvae", "gamma", gammas, args, x_val, Path(tmp))
+        workdir = args.workdir or Path(tmp)
+        beta_rows = sweep("betavae", "beta", betas, args, x_val, workdir) if "beta" in wanted else []
+        gamma_rows = sweep("factorvae", "gamma", gammas, args, x_val, workdir) if "gamma" in wanted else []
     wall = time.perf_counter() - t0
+    if not (beta_rows and gamma_rows):
+        print("one sweep run: the results file is written when both sweeps run (they load finished runs from "
+              "--workdir)", file=sys.stderr)
+        return
+    training = sum(r["train_s"] for r in beta_rows + gamma_rows)
 
-    beta_table = table(beta_rows, [("beta", "β"), ("rec", "Rec error"), ("kl", "KL")])
+    beta_table = table(beta_rows, [("beta", "β"), ("rec", "Rec error"), ("kl", "KL"), ("mig", "MIG")])
     gamma_table = table(gamma_rows, [("gamma", "γ"), ("rec", "Rec error"), ("kl", "KL"), ("tc", "TC"),
-                                     ("d_real", "D(z_real)"), ("d_perm", "D(z_perm)")])
+                                     ("d_real", "D(z_real)"), ("d_perm", "D(z_perm)"), ("mig", "MIG")])
     beta_checks = [trend([r["rec"] for r in beta_rows], True, "Reconstruction error"),
                    trend([r["kl"] for r in beta_rows], False, "KL")]
     gamma_checks = [trend([r["tc"] for r in gamma_rows], False, "TC estimate"), confusion_line(gamma_rows),
@@ -131,7 +167,8 @@ Reproduce: `{command.strip()}`
 {args.steps} steps per model, batch {args.batch_size}, VAE Adam lr {args.lr:g} (discriminator: Adam lr 1e-4,
 betas (0.5, 0.9)), seed {args.seed}; disentanglement_lib conv encoder/decoder, latent 10, Bernoulli decoder;
 FactorVAE discriminator 6 × 1000. Validation: {VAL_N} held-out images (seed {VAL_SEED}). Rec error = Bernoulli NLL
-(nats per image), KL in nats, TC = mean log D/(1 − D). Whole sweep: {wall / 60:.1f} min on
+(nats per image), KL in nats, TC = mean log D/(1 − D); MIG: disentanglement_lib's, 10,000 samples, seed 0.
+Training: {training / 60:.1f} min in all (over every invocation); this invocation {wall / 60:.1f} min on
 {platform.machine()} with {args.threads} torch threads, torch {torch.__version__}.
 
 ## β-VAE: β sweep (slides' Table 01)

@@ -25,9 +25,12 @@ def score(run: Path, num_train: int) -> dict:
     from zoo.data import get_dataset
     from zoo.metrics.mig import compute_mig
 
-    state = json.loads((run / "checkpoint" / "state.json").read_text())
-    model = zoo.build_model(state["config"]["arch"], state["config"]["model_args"])
-    model.load_state_dict(load_file(run / "checkpoint" / "model.safetensors"))
+    from zoo._util import pinned_folder
+
+    with pinned_folder(run / "checkpoint") as (checkpoint, _):  # the step and weights of one checkpoint
+        state = json.loads((checkpoint / "state.json").read_text())
+        model = zoo.build_model(state["config"]["arch"], state["config"]["model_args"])
+        model.load_state_dict(load_file(checkpoint / "model.safetensors"))
     result = compute_mig(model.eval(), get_dataset(state["config"]["data"]), num_train=num_train, seed=0)
     return {"step": state["step"], "mig": result["discrete_mig"], "per_factor": result["per_factor"],
             "factor_names": result["factor_names"], "num_train": num_train}

@@ -43,9 +43,10 @@ class CodeCache:
     Why: disentanglement_lib's metrics each restart ``RandomState(seed)``, so MIG, SAP, DCI, modularity and the
     unsupervised scores draw the very same rows, and at dlib's sizes the β-VAE and FactorVAE scores draw 1.92M and
     0.97M rows of dSprites' 737,280 grid points. The encoder is deterministic, so a repeated row gets the code it got
-    before: ``zoo scores`` encodes at most the grid (737,280 images) where dlib's pipelines encode 2.96M. A row's
-    code does not depend on the other rows of its batch (bit-identical on the shipped models from 7 rows per batch up),
-    so the scores equal dlib's. Datasets whose rows are not one image each (``one_image_per_row`` False: labelled
+    before: ``zoo scores`` encodes at most the grid (737,280 images) where dlib's pipelines encode 2.96M. A code is the
+    one the row gets in another batch than dlib's, which can differ in the last float bit (≤ 5e-7 on the shipped
+    models, as between two of dlib's own batch sizes); the scores equal dlib's to rounding, except where a classifier
+    turns such bits into another fit (the β-VAE score's unconverged logistic regression, by ~0.002). Datasets whose rows are not one image each (``one_image_per_row`` False: labelled
     collections) are encoded as drawn. ``encoded`` counts the images encoded, ``drawn`` the rows asked for."""
 
     def __init__(self, model, dataset, batch_size: int | None = None, label: str | None = None):

@@ -21,8 +21,8 @@ Representations"; ``evaluation/metrics/*.py`` and ``unsupervised_study_v1/metric
   under q(z|x), normalised by log |V_k| (key ``mig_chen``); not comparable with dlib's ``discrete_mig``.
 
 Every score draws from its own ``np.random.RandomState(seed)`` in dlib's order (seed 0 reproduces dlib's stream
-given the same representation). Images are encoded through :mod:`zoo.batching` in the run's batch size, which changes a
-code in its last float digits at most (not at all on the shipped models from 7 images per batch up).
+given the same representation). Images are encoded through :mod:`zoo.batching` in the run's batch size, each grid point
+once (:class:`~zoo.metrics._sampling.CodeCache`), which changes a code in its last float bit at most.
 The estimators take a ``represent`` function (factor rows → codes), so they also run on synthetic representations.
 """
 
