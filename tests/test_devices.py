@@ -43,6 +43,25 @@ def test_batches_follow_the_model_to_its_device():
     assert out.shape == (5, 3, 8, 8)
 
 
+@pytest.mark.parametrize("flush_bytes, copies", [(1, 5), (10 ** 9, 1)])  # every batch / all at once
+def test_outputs_leave_the_device_together(flush_bytes, copies, monkeypatch):
+    """Outputs wait on the model's device and are copied out when FLUSH_BYTES of them are there (the CPU stands in
+    for the GPU and the meta device for the host)."""
+    monkeypatch.setattr(batching, "FLUSH_BYTES", flush_bytes)
+    moved = []
+    real_to = torch.Tensor.to
+
+    def spy(self, *args, **kwargs):
+        if args and str(args[0]) == "meta":
+            moved.append(len(self))
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", spy)
+    codes = batching.map_batches(lambda x: x * 2, torch.arange(10.0), batch_size=2, out_device="meta")
+    assert codes.device.type == "meta" and codes.shape == (10,)
+    assert len(moved) == copies and sum(moved) == 10
+
+
 def test_run_places_models_on_the_chosen_device_and_batch_size():
     seen = {}
 

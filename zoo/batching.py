@@ -59,6 +59,7 @@ MALLOPT_APPLIED = _keep_freed_memory()  # once per process: a module body runs o
 # again and takes up to 2.1× as long, and 32 is the fastest. GPUs want large batches to fill their cores.
 CPU_BATCH = 64 if MALLOPT_APPLIED else 32
 CUDA_BATCH = 256
+FLUSH_BYTES = 256 << 20  # outputs held on the device before they are copied out together
 
 
 def default_device() -> torch.device:
@@ -99,7 +100,15 @@ def map_batches(fn: Callable[[Tensor], Tensor], source: Source, *, n: int | None
     device = device or torch.device("cpu")
     batch_size = batch_size or default_batch_size(device)
     total = _length(source, n)
-    outs = []
+    out_device = torch.device(out_device)
+    outs, pending, pending_bytes = [], [], 0
+
+    def flush() -> None:
+        nonlocal pending, pending_bytes
+        if pending:
+            outs.append(torch.cat(pending).to(out_device))
+            pending, pending_bytes = [], 0
+
     with progress_bar(label, total) if label else nullcontext() as bar:
         for lo in range(0, total, batch_size):
             hi = min(lo + batch_size, total)
@@ -107,9 +116,17 @@ def map_batches(fn: Callable[[Tensor], Tensor], source: Source, *, n: int | None
             x = x.to(device, non_blocking=True)
             if prepare is not None:
                 x = prepare(x)
-            outs.append(fn(x).to(out_device))
+            y = fn(x)
+            if y.device == out_device:
+                outs.append(y)
+            else:  # held on the device until FLUSH_BYTES wait: a copy to the host per batch would make the host wait
+                pending.append(y)  # for the GPU every batch instead of preparing the next batch while it computes
+                pending_bytes += y.numel() * y.element_size()
+                if pending_bytes >= FLUSH_BYTES:
+                    flush()
             if bar is not None:
                 bar.advance(bar.task_ids[0], hi - lo)
+        flush()
     return torch.cat(outs) if outs else torch.empty(0)
 
 
