@@ -561,8 +561,7 @@ def report(rows: list[Row], args, sizes, sweep: list[str], profile: str | None, 
     lines = [
         "# zoo against its peers, end to end",
         "",
-        (f"`python benchmarks/bench_peers.py{' --quick' if args.quick else ''} --threads {args.threads} "
-         f"--repeats {args.repeats} --score-repeats {args.score_repeats}` ({elapsed:.0f} s)."),
+        f"`python benchmarks/bench_peers.py {' '.join(sys.argv[1:])}` ({elapsed:.0f} s).".replace(" `", "`"),
         "",
         *(["**Quick smoke run (small sizes): these are not the benchmark's numbers.**", ""] if args.quick else []),
         (f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
