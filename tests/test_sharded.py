@@ -115,8 +115,8 @@ def test_ranks_compute_their_shard_and_get_every_row_in_order(tmp_path):
     _launch([sys.executable, str(script)], tmp_path / "two", processes=2)
     one = json.loads((tmp_path / "one" / "rank-one.json").read_text())
     ranks = [json.loads((tmp_path / "two" / f"rank{r}.json").read_text()) for r in range(2)]
-    assert one["computed"] == [40, 50]  # PPL's paths, then the codes of 50 distinct grid points
-    assert [r["computed"] for r in ranks] == [[32, 32], [8, 18]]  # whole batches: rank 0 the first, rank 1 the rest
+    assert one["computed"] == [40, 64]  # PPL's paths, then 50 distinct grid points filled to two batches of 32
+    assert [r["computed"] for r in ranks] == [[32, 32], [8, 32]]  # whole batches: rank 0 the first, rank 1 the rest
     for r in ranks:
         assert r["rows"] == list(range(10)) and r["empty"] == [0.0, 1.0]
         assert r["ppl"] == pytest.approx(one["ppl"], rel=1e-6)  # every path's value, in path order

@@ -43,10 +43,9 @@ class CodeCache:
     Why: disentanglement_lib's metrics each restart ``RandomState(seed)``, so MIG, SAP, DCI, modularity and the
     unsupervised scores draw the very same rows, and at dlib's sizes the β-VAE and FactorVAE scores draw 1.92M and
     0.97M rows of dSprites' 737,280 grid points. The encoder is deterministic, so a repeated row gets the code it got
-    before: ``zoo scores`` encodes at most the grid (737,280 images) where dlib's pipelines encode 2.96M. A code is the
-    one the row gets in another batch than dlib's, which can differ in the last float bit (≤ 5e-7 on the shipped
-    models, as between two of dlib's own batch sizes); the scores equal dlib's to rounding, except where a classifier
-    turns such bits into another fit (the β-VAE score's unconverged logistic regression, by ~0.002). Datasets whose rows are not one image each (``one_image_per_row`` False: labelled
+    before: ``zoo scores`` encodes at most the grid (737,280 images) where dlib's pipelines encode 2.96M. Every batch
+    is a whole one (see ``_encode``), so a code is what the row gets in any full batch of that size — on the shipped
+    models the very code dlib's pipelines compute. Datasets whose rows are not one image each (``one_image_per_row`` False: labelled
     collections) are encoded as drawn. ``encoded`` counts the images encoded, ``drawn`` the rows asked for."""
 
     def __init__(self, model, dataset, batch_size: int | None = None, label: str | None = None):
@@ -57,8 +56,14 @@ class CodeCache:
         self.encoded = self.drawn = 0
 
     def _encode(self, factors: np.ndarray) -> np.ndarray:
-        self.encoded += len(factors)
-        return encode_factors(self.model, self.dataset, factors, self.batch_size, self.label)
+        """Codes of ``factors``, encoded in whole batches: the last row is repeated to fill the last batch, because a
+        convolution may round a row differently in a batch of another size — so a code depends only on the batch
+        size, not on how many new rows a call happened to bring (nor on which scores ran before)."""
+        n = len(factors)
+        batch = self.batch_size or batching.default_batch_size(self.model.device)
+        padded = np.concatenate([factors, np.repeat(factors[-1:], -n % batch, axis=0)])
+        self.encoded += len(padded)
+        return encode_factors(self.model, self.dataset, padded, self.batch_size, self.label)[:n]
 
     def __call__(self, factors: np.ndarray) -> np.ndarray:
         factors = np.asarray(factors, dtype=np.int64)
