@@ -121,9 +121,12 @@ def main() -> None:
         *[f"| `{r['name']}` | {r['fid_samples']:.1f} | {r['fid_reconstructions']:.1f} | {r['i_mse']:.4f} | "
           f"{r['reconstruction_mse']:.4f} |" for r in rows], "",
         THESIS])
+    from zoo._util import atomic_file
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    for path, content in ((args.out, text), (args.out.with_suffix(".json"), json.dumps(rows, indent=1))):
+        with atomic_file(path, overwrite=True) as tmp:  # a killed run leaves the earlier table whole
+            tmp.write_text(content)
     print(text)
 
 
