@@ -1,5 +1,6 @@
 """StyleGAN2 (W space) on a tiny configuration, checked against straightforward reference computations."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -74,3 +75,25 @@ def test_refinement_lowers_the_pixel_loss():
     w = refine(model, target, steps=30, lr=0.05)
     after = (model.decode(w) - target).square().mean()
     assert after < 0.5 * before
+
+
+def test_a_lower_resolution_stylegan_grows_into_a_higher_one():
+    """`--init` from a 8x8 StyleGAN into a 32x32 one: the grown generator first draws the old images up-sampled
+    twice (the new ToRGBs start at zero); the discriminator's old blocks are the old ones; shrinking is refused."""
+    args = {k: v for k, v in TINY.items() if k != "resolution"}
+    torch.manual_seed(0)
+    small = zoo.create_model("stylegan", pretrained=False, resolution=8, **args)
+    big = zoo.create_model("stylegan", pretrained=False, resolution=32, **args)
+    big.load_init(small)
+    w = small.sample_latent(3, generator=torch.Generator().manual_seed(1))
+    f = big.generator.synthesis.b32.resample_filter
+    with torch.no_grad():
+        old = small.generator.synthesis(w[:, None].expand(-1, small.generator.synthesis.num_ws, -1))
+        new = big.generator.synthesis(w[:, None].expand(-1, big.generator.synthesis.num_ws, -1))
+        torch.testing.assert_close(new, upsample2d(upsample2d(old, f), f))
+        feats = torch.randn(3, small.discriminator.fromrgb.out_channels, 8, 8)  # what fromrgb hands the 8x8 block
+        torch.testing.assert_close(big.discriminator.blocks[10:](feats), small.discriminator.blocks(feats))
+    assert big.generator.synthesis.b32.torgb.weight.abs().sum() == 0
+    assert big.generator.synthesis.b16.conv0.weight.abs().sum() > 0  # the new blocks themselves are random
+    with pytest.raises(RuntimeError, match="can only grow"):
+        small.load_init(big)

@@ -321,6 +321,12 @@ class ZooModel(nn.Module):
         per step, so a resumed run repeats the same draws."""
         raise CapabilityError(f"{self.display_name} cannot be trained")
 
+    def load_init(self, start: ZooModel) -> None:
+        """Start training from the weights of ``start`` (same architecture; ``zoo train --init``). The default needs
+        identical shapes; a model may accept more (StyleGAN grows a lower-resolution generator). Raises
+        RuntimeError naming the first mismatch."""
+        self.load_state_dict(start.state_dict(), strict=True)
+
     # A model whose abilities depend on its parts (a StyleGAN without a recoder, a wrapped pair of modules) declares
     # them: a set of CAPABILITY_METHODS keys. None: derived from the methods the class overrides.
     declared_capabilities: frozenset[str] | None = None

@@ -515,7 +515,7 @@ def _load_init(model: ZooModel, init: str) -> dict[str, Any] | None:
     if start.arch != model.arch:
         raise ZooError(f"--init {init} is a {start.arch!r} model; this run trains {model.arch!r}")
     try:
-        model.load_state_dict(start.state_dict(), strict=True)
+        model.load_init(start)
     except RuntimeError as exc:
         raise ZooError(f"--init {init} does not fit the model of this run (same --arg sizes?): "
                        f"{str(exc).splitlines()[0]}") from None

@@ -318,6 +318,35 @@ class StyleGAN(zoo.ZooModel):
         return {"recoder + 200 steps": self.decode(w)}
 
     # --- training ------------------------------------------------------------------------------------------
+    def load_init(self, start: zoo.ZooModel) -> None:
+        """``zoo train --init`` from a StyleGAN of a lower resolution grows it (progressive growing, Karras et al.
+        2018, "Progressive Growing of GANs"): the generator's mapping and blocks and the discriminator's blocks at the
+        shared resolutions are copied, the new blocks start fresh, and the new blocks' ToRGB weights start at zero, so
+        the grown generator first draws the old images up-sampled (the role of the paper's fade-in). The recoder,
+        whose input resolution changed, starts fresh. Same resolution: an exact copy."""
+        old, new = start.image_spec.size[0], self.image_spec.size[0]
+        if old == new:
+            return super().load_init(start)
+        if old > new or not isinstance(start, StyleGAN):
+            raise RuntimeError(f"a {old}x{old} StyleGAN cannot start a {new}x{new} one (it can only grow)")
+        missing, unexpected = self.generator.load_state_dict(start.generator.state_dict(), strict=False)
+        added = {f"synthesis.b{r}." for r in self.generator.synthesis.resolutions if r > old}
+        if unexpected or any(not k.startswith(tuple(added)) for k in missing):
+            raise RuntimeError(f"the {old}x{old} generator does not fit this one's lower blocks (same --arg sizes?)")
+        with torch.no_grad():
+            for r in self.generator.synthesis.resolutions:
+                if r > old:
+                    getattr(self.generator.synthesis, f"b{r}").torgb.weight.zero_()
+        if self.discriminator is not None and start.discriminator is not None:
+            # its blocks are one Sequential, highest resolution first: the old blocks sit after the new ones
+            shift = 5 * (int(math.log2(new)) - int(math.log2(old)))
+            state = {k: v for k, v in start.discriminator.state_dict().items() if not k.startswith("fromrgb.")}
+            state = {(f"blocks.{int(k.split('.')[1]) + shift}.{k.split('.', 2)[2]}" if k.startswith("blocks.") else k): v
+                     for k, v in state.items()}
+            missing, unexpected = self.discriminator.load_state_dict(state, strict=False)
+            if unexpected or any(not (k.startswith("fromrgb.") or int(k.split(".")[1]) < shift) for k in missing):
+                raise RuntimeError(f"the {old}x{old} discriminator does not fit this one's lower blocks")
+
     def configure_optimizers(self, lr: float | None = None) -> dict[str, torch.optim.Optimizer]:
         if self.train_parts == "recoder":  # a second phase: the generator is fixed, only the recoder learns
             self.generator.requires_grad_(False)
