@@ -219,3 +219,26 @@ def test_a_dataset_outside_the_protocol_is_refused_in_one_line(kit_plugin, tmp_p
     lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("warning:")]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "not a zoo.data.ImageDataset" in lines[0] and "subclass" in lines[0]
+
+
+def test_a_closed_form_model_is_refused_under_torchrun_before_any_work(kit_plugin, tmp_path):
+    """Ranks of a closed-form fit have no gradients to average: each would fit its own shard. Refused up front."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ZOO_DEVICE": "cpu",
+           "PYTHONPATH": os.pathsep.join([str(kit_plugin), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", "--no-python",
+           shutil.which("zoo") or "zoo", "train", "pca", "--data", "kitbars", "--steps", "4", "--out",
+           str(tmp_path / "run")]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode != 0
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert errors and all("closed form" in e and "without torchrun" in e for e in errors), out.stderr[-2000:]
+    assert not (tmp_path / "run" / "checkpoint").exists() and not (tmp_path / "run" / "weights").exists()

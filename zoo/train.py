@@ -275,6 +275,9 @@ class TrainingRun:
                            f"{channels}; pass --arg channels={channels}")
         self.resize = model.image_spec.size != self.dataset.image_spec.size  # e.g. a 32x32 StyleGAN on 64x64 faces
         self.opts = model.configure_optimizers(self.config.lr)  # {} for a model fitted in closed form
+        if not self.opts and self.world.world > 1:  # nothing to average: each rank would fit its own shard
+            raise ZooError(f"{arch} is fitted in closed form, which does not split across processes; "
+                           f"train it in one process (without torchrun)")
         self.params = {name: [p for g in opt.param_groups for p in g["params"]] for name, opt in self.opts.items()}
         self.ckpt = self.out / CHECKPOINT
         self.done = 0  # steps trained, this run's and those of the run it resumed
