@@ -718,8 +718,10 @@ def main() -> None:
     if args.merge and args.out.is_file():
         text = merge(text, args.out.read_text())
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    from zoo._util import atomic_file
+
+    with atomic_file(args.out, overwrite=True) as tmp:  # a killed run leaves the earlier report whole
+        tmp.write_text(text)
 
 
 def toy_generator() -> ToyGenerator:
