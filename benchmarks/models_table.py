@@ -44,14 +44,6 @@ THESIS = """The thesis (Table 4.1; CelebA 64Ã—64, StyleGAN on CelebA-HQ at 1024Ã
 
 
 @torch.no_grad()
-def inverter_mse(model, n: int, seed: int) -> float:
-    """Mean squared latent error of E(D(z)) against z, z from the model's latent distribution."""
-    z = model.sample_latent(n, generator=torch.Generator(model.device).manual_seed(seed))
-    back = batching.encode(model, batching.decode(model, z))
-    return float((back - z.cpu()).pow(2).flatten(1).mean())
-
-
-@torch.no_grad()
 def reconstruction_mse(model, n: int) -> float:
     from zoo.data import dataset_for
     from zoo.image import adapt
@@ -70,7 +62,7 @@ def measure(name: str, n_fid: int, n_rec: int) -> dict:
     fid = zoo.run("fid", model, n=n_fid, seed=0)
     row |= {"fid_samples": fid["fid"], "fid_features": fid["features"], "fid_n": fid["n"],
             "fid_reconstructions": zoo.run("fid", model, n=n_fid, seed=0, mode="reconstruction")["fid"],
-            "i_mse": inverter_mse(model, 1000, seed=1), "reconstruction_mse": reconstruction_mse(model, n_rec)}
+            "i_mse": zoo.run("imse", model, n=1000, seed=1)["imse"], "reconstruction_mse": reconstruction_mse(model, n_rec)}
     return row
 
 

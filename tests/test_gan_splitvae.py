@@ -4,7 +4,7 @@ import torch
 
 import zoo
 from zoo.testing import EncoderDecoderConformance
-from zoo_gan.model import recoder_imse
+from zoo.metrics.stats import inverter_mse
 
 
 class TestGAN(EncoderDecoderConformance):
@@ -41,11 +41,11 @@ def test_recoder_learns_to_invert_the_generator():
         model.generator.fc[0].weight.mul_(10)
         model.generator.net[-1].weight.mul_(10)
     model.eval()
-    before = recoder_imse(model, n=200)
+    before = inverter_mse(model, n=200)["imse"]
     torch.manual_seed(0)
     for step in range(150):  # recoder-only steps on a frozen generator
         with torch.no_grad():
             z = torch.randn(32, 4)
             x = model.decode(z)
         update("recoder", (model.recoder(x) - z).pow(2).mean())
-    assert recoder_imse(model, n=200) < 0.8 * before
+    assert inverter_mse(model, n=200)["imse"] < 0.8 * before

@@ -50,6 +50,11 @@ def hz(result: Mapping[str, Any]) -> None:
          f"p = {result['p_value']:.3g} ({'consistent with' if result['normal'] else 'not'} a Gaussian at 5 %)")
 
 
+def imse(result: Mapping[str, Any]) -> None:
+    info(f"I-MSE of {result['model']} ({result['n']:,} draws in {result['latent_space']}, seed {result['seed']}): "
+         f"{result['imse']:.5g}")
+
+
 def distances(result: Mapping[str, Any]) -> None:
     rows = [[space, *(f"{result[space][k]:.4g}" for k in ("random", "noise", "near", "noise_ratio", "near_ratio"))]
             for space in ("latent", "image_pca")]

@@ -114,16 +114,7 @@ class GAN(zoo.ZooModel):
 
     def card_numbers(self, images: Tensor) -> dict[str, float]:
         """For `zoo ship`: the recoder's latent error on as many fresh generated samples as held-out images."""
-        return {f"recoder I-MSE ({len(images):,} generated samples)": recoder_imse(self, len(images), seed=1)}
+        from zoo.metrics.stats import inverter_mse
 
-
-
-@torch.no_grad()
-def recoder_imse(model: GAN, n: int = 1000, seed: int = 0, batch_size: int = 250) -> float:
-    """I-MSE: mean squared latent error of the recoder on fresh generated samples."""
-    from zoo import batching
-
-    g = torch.Generator().manual_seed(seed)
-    z = torch.cat([model.sample_latent(min(batch_size, n - lo), generator=g) for lo in range(0, n, batch_size)])
-    rec = batching.encode(model, batching.decode(model, z, batch_size=batch_size), batch_size=batch_size)
-    return float((rec - z.cpu()).pow(2).mean(1).sum()) / n
+        imse = inverter_mse(self, n=len(images), seed=1)["imse"]
+        return {f"recoder I-MSE ({len(images):,} generated samples)": imse}

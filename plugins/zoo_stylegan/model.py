@@ -289,6 +289,7 @@ class StyleGAN(zoo.ZooModel):
         """Inversion with and without refinement, the recoder's W error, PPL in Z and W."""
         from zoo.invert import refine_codes
         from zoo.metrics.ppl import perceptual_path_length
+        from zoo.metrics.stats import inverter_mse
 
         numbers = {}
         if self.recoder is not None:
@@ -299,9 +300,8 @@ class StyleGAN(zoo.ZooModel):
                 (self.decode(self.encode(x)) - x).pow(2).mean())
             numbers[f"inversion MSE, recoder + 200 refinement steps ({len(x)} images)"] = float(
                 (self.decode(w) - x).pow(2).mean())
-            wz = self.sample_latent(len(images), generator=torch.Generator().manual_seed(2))
-            numbers[f"recoder W-MSE on {len(images):,} generated samples (I-MSE)"] = float(
-                (self.encode(self.decode(wz)) - wz).pow(2).mean())
+            numbers[f"recoder W-MSE on {len(images):,} generated samples (I-MSE)"] = inverter_mse(
+                self, n=len(images), seed=2)["imse"]
         for space in ("z", "w"):
             numbers[f"PPL_{space.upper()} (pixel squared L2, end, 2000 paths)"] = perceptual_path_length(
                 self, space=space, n=2000)["ppl"]

@@ -135,6 +135,30 @@ def distance_analysis(model, *, data: Any = None, n: int = 1000, seed: int = 0, 
             "image_pca": pair_distances(pca, pca_noisy, partner, nearest)}
 
 
+def inverter_mse(model, *, n: int = 1000, seed: int = 0, batch_size: int | None = None) -> dict[str, Any]:
+    """I-MSE, the inverter error of the seed thesis' Table 4.1: the mean over ``n`` draws and the latent dimensions
+    of (E(D(z)) − z)², z from the model's latent distribution (StyleGAN: W, the mapping of Z draws). 0 for a perfect
+    inverter. For a VAE E is the posterior mean, so a latent the model does not use (its posterior is the prior)
+    is not recovered and adds about 1/d."""
+    import torch
+
+    from zoo import batching
+    from zoo.protocol import require
+
+    require(model, "encode", "decode", "sample", purpose="I-MSE")
+    with torch.no_grad():
+        z = model.sample_latent(n, generator=torch.Generator(model.device).manual_seed(seed))
+    back = batching.encode(model, batching.decode(model, z, batch_size=batch_size), batch_size=batch_size)
+    per_dim = (back - z.cpu()).double().pow(2).flatten(1).mean(0)
+    return {"model": model.display_name, "n": n, "seed": seed, "latent_space": model.latent_spec.space,
+            "imse": float(per_dim.mean()), "per_dim": per_dim.tolist()}
+
+
+def imse_task(run, *, n: int, seed: int) -> dict[str, Any]:
+    """The ``imse`` task: :func:`inverter_mse` of the run's model."""
+    return inverter_mse(run.model, n=n, seed=seed, batch_size=run.batch_size)
+
+
 def hz_task(run, *, n: int, seed: int) -> dict[str, Any]:
     """The ``hz`` task: :func:`latent_normality` of the run's model on the run's images."""
     return latent_normality(run.model, data=run.data, n=n, seed=seed, batch_size=run.batch_size)
