@@ -1,4 +1,4 @@
-"""Evaluation sharded over torchrun processes (zoo.distributed: PPL, the scores' encoding, the relocation evaluation):
+"""Evaluation sharded over torchrun processes (zoo.distributed: PPL, the scores' encoding, the relocation fit and evaluation):
 two ranks give one process's numbers, one JSON document and one report; each rank computes only its shard and gets every row back in order; the sharding helpers on
 their own; a WORLD_SIZE without torchrun is one error line."""
 
@@ -20,9 +20,13 @@ RUNS = {  # name: (zoo arguments, a line the report prints once on stderr, or No
     "mig": (["mig", "betavae.dsprites", "--num-train", "1000"], None),
     # the encoding-heavy scores share one code cache, whose new rows every rank encodes a shard of
     "scores": (["scores", "betavae.dsprites", "--quick", "--only", "mig,sap,modularity,unsupervised"], None),
-    # a random fit set: the default support set costs a minute of decoding here, and only the evaluation is sharded
     "relocate": (["relocate", "splitvae.faces64", "vae.faces64", "--n-test", "60", "--n-pool", "200", "--n-fit", "80",
                   "--fit", "random"], "relocation on faces64"),
+    # the fit sharded too: the pool's codes, the support set's reconstruction gains, the targets and their refinement
+    "relocate-support": (["relocate", "betavae.dsprites", "vae.dsprites", "--n-test", "60", "--n-pool", "150",
+                          "--n-fit", "70", "--refine-targets", "3"], "relocation on dsprites"),
+    "relocate-generated": (["relocate", "gan.faces64", "vae.faces64", "--n-test", "40", "--n-fit", "70", "--fit",
+                            "generated"], "relocation on faces64"),
 }
 
 
@@ -102,9 +106,14 @@ empty = distributed.gather_rows(torch.arange(2.0)[distributed.shard(2, 2)]).toli
 values = ppl_samples(zoo.create_model("vae.faces64", device="cpu"), n=40, batch_size=32).tolist()
 dsprites = get_dataset("dsprites")
 factors = dsprites.sample_factors(50, 0)
-codes = CodeCache(zoo.create_model("betavae.dsprites", device="cpu"), dsprites, batch_size=32)(factors).ravel().tolist()
+beta = zoo.create_model("betavae.dsprites", device="cpu")
+codes = CodeCache(beta, dsprites, batch_size=32)(factors).ravel().tolist()
+from zoo.relocate.api import correspondence
+pool = dsprites.images(list(range(0, 737280, 10000)))  # 74 images
+fit = correspondence(beta, zoo.create_model("vae.dsprites", device="cpu"), "support", pool, 30, batch_size=32)
 with open(f"rank{os.environ.get('RANK', '-one')}.json", "w") as f:
-    json.dump({"rows": rows, "empty": empty, "computed": computed[2:], "ppl": values, "codes": codes}, f)
+    json.dump({"rows": rows, "empty": empty, "computed": computed[2:], "ppl": values, "codes": codes,
+               "fit": [t.ravel().tolist() for t in fit]}, f)
 """
 
 
@@ -115,12 +124,16 @@ def test_ranks_compute_their_shard_and_get_every_row_in_order(tmp_path):
     _launch([sys.executable, str(script)], tmp_path / "two", processes=2)
     one = json.loads((tmp_path / "one" / "rank-one.json").read_text())
     ranks = [json.loads((tmp_path / "two" / f"rank{r}.json").read_text()) for r in range(2)]
-    assert one["computed"] == [40, 64]  # PPL's paths, then 50 distinct grid points filled to two batches of 32
-    assert [r["computed"] for r in ranks] == [[32, 32], [8, 32]]  # whole batches: rank 0 the first, rank 1 the rest
+    # PPL's paths, 50 distinct grid points filled to two batches of 32, then the relocation fit's pool codes (74
+    # images), reconstruction gains (10 latents) and target codes (30 images)
+    assert one["computed"] == [40, 64, 74, 10, 30]
+    # whole batches: rank 0 the first, rank 1 the rest
+    assert [r["computed"] for r in ranks] == [[32, 32, 32, 5, 0], [8, 32, 42, 5, 30]]
     for r in ranks:
         assert r["rows"] == list(range(10)) and r["empty"] == [0.0, 1.0]
         assert r["ppl"] == pytest.approx(one["ppl"], rel=1e-6)  # every path's value, in path order
         assert r["codes"] == pytest.approx(one["codes"], rel=1e-6)  # every row's code, in row order
+        assert [pytest.approx(t, rel=1e-6) for t in one["fit"]] == r["fit"]  # the same pairs and chosen images
 
 
 @pytest.mark.parametrize("n, block, size", [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import os
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from zoo.errors import ZooError
@@ -131,3 +132,11 @@ def gather_rows(values: torch.Tensor, device: torch.device | None = None) -> tor
     parts = [torch.empty_like(padded) for _ in counts]
     dist.all_gather(parts, padded)
     return torch.cat([p[:k] for p, k in zip(parts, counts)]).to(values.device)
+
+
+def map_shards(fn: Callable[[slice], torch.Tensor], n: int, *, block: int = 1,
+               device: torch.device | None = None) -> torch.Tensor:
+    """``fn(rows)`` for this rank's :func:`shard` of ``n`` rows (whole ``block``s: a block that is a batch keeps
+    every batch as one process makes it), every rank's output rows gathered in row order — one process's result, the
+    work split between the ranks. Alone: ``fn(slice(0, n))``. A collective: every rank calls it."""
+    return gather_rows(fn(shard(n, block)), device=device)

@@ -173,20 +173,30 @@ def correspondence(source: ZooModel, target: ZooModel, fit: str, pool: Tensor | 
     source decoded and encoded by the target (the paper's choice when StyleGAN is involved). With ``refine_targets``
     > 0 the target codes of pool images are refined by that many inversion steps (:func:`zoo.invert.refine_codes`),
     for targets whose encoder is only an approximate inverse (a GAN recoder)."""
+    # Under torchrun each rank encodes, decodes and refines a shard (whole batches) and gets every row back.
+    device, block = source.device, batch_size or batching.default_batch_size(source.device)
+
+    def codes(model: ZooModel, images: Tensor) -> Tensor:
+        return batching.encode(model, images, batch_size=batch_size).reshape(len(images), model.latent_spec.dim)
+
     if fit_set_spec(fit).generated:
         require(source, "sample", purpose=f"--fit {fit}")
         zs = source.sample_latent(n_fit, generator=torch.Generator().manual_seed(seed))
-        x = batching.decode(source, zs, batch_size=batch_size)
-        return zs.flatten(1).cpu(), batching.encode(target, x, batch_size=batch_size).flatten(1), None
-    zs = batching.encode(source, pool, batch_size=batch_size, label="relocation: encoding the pool").flatten(1)
+        zt = distributed.map_shards(lambda rows: codes(target, batching.decode(source, zs[rows], batch_size=batch_size)),
+                                    n_fit, block=block, device=device)
+        return zs.flatten(1).cpu(), zt, None
+    zs = distributed.map_shards(lambda rows: codes(source, pool[rows]), len(pool), block=block, device=device)
     gains = reconstruction_gain(source, pool[:N_GAIN], batch_size) if fit_set_spec(fit).uses_gains else None
     chosen = select(fit, zs, n_fit, gains=gains, seed=seed)
-    zt = batching.encode(target, pool[chosen], batch_size=batch_size).flatten(1)
+    zt = distributed.map_shards(lambda rows: codes(target, pool[chosen[rows]]), len(chosen), block=block, device=device)
     if refine_targets:
-        zt = torch.cat([refine_codes(target, pool[chosen[i:i + REFINE_GROUP]], steps=refine_targets,
-                                     init=zt[i:i + REFINE_GROUP].view(-1, *target.latent_spec.shape).to(target.device)
-                                     ).flatten(1).cpu()
-                        for i in range(0, len(chosen), REFINE_GROUP)])
+        def refined(rows: slice) -> Tensor:
+            groups = [slice(i, min(i + REFINE_GROUP, rows.stop)) for i in range(rows.start, rows.stop, REFINE_GROUP)]
+            return torch.cat([refine_codes(target, pool[chosen[g]], steps=refine_targets,
+                                           init=zt[g].view(-1, *target.latent_spec.shape).to(target.device)
+                                           ).flatten(1).cpu() for g in groups] or [torch.empty(0, zt.shape[1])])
+
+        zt = distributed.map_shards(refined, len(chosen), block=REFINE_GROUP, device=device)
     return zs[chosen], zt, chosen
 
 

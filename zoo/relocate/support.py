@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from zoo import batching
+from zoo import batching, distributed
 from zoo._util import import_object
 from zoo.errors import ZooError
 from zoo.image import adapt
@@ -37,12 +37,17 @@ def reconstruction_gain(model, images: Tensor, batch_size: int | None = None) ->
         return (decoded - x).pow(2).flatten(1).mean(1)
 
     base = errors(z)
-    gains = torch.empty(z.shape[1])
-    for j in track(range(z.shape[1]), f"support set: reconstruction gain of {model.display_name}'s codes"):
-        zj = z.clone()
-        zj[:, j] = 0
-        gains[j] = (errors(zj) - base).mean()
-    return gains
+
+    def gains(dims: slice) -> Tensor:  # under torchrun each rank measures a shard of the latent variables
+        out = torch.empty(len(range(z.shape[1])[dims]))
+        for k, j in enumerate(track(range(z.shape[1])[dims],
+                                    f"support set: reconstruction gain of {model.display_name}'s codes")):
+            zj = z.clone()
+            zj[:, j] = 0
+            out[k] = (errors(zj) - base).mean()
+        return out
+
+    return distributed.map_shards(gains, z.shape[1], device=model.device)
 
 
 def sector_support(z: Tensor, gains: Tensor, *, n_vars: int = 7, size: int = 150, th: float = 0.0,
