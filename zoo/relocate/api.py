@@ -265,16 +265,19 @@ def evaluate_relocation(relocation: Relocation, data: Any = None, *, n_test: int
     test = order[~np.isin(order, exclude)][:n_test]
     images = dataset.images(test)
     group = min(EVAL_GROUP, math.ceil(n_test / 2))  # at least two groups: a std over one would print as 0
-    mine = distributed.shard(n_test, block=group)  # whole groups, each decoded in the batches of one process
-    rows = []  # per image of this rank's groups, one column per STATS
-    for lo in track(range(mine.start, mine.stop, group), "relocation: held-out groups"):
-        d = _decodings(rel, images[lo:lo + group], batch_size)
-        rows.append(torch.stack([_mse(d["z_target"], d["z_relocated"]),
-                                 _mse(d["source_reconstruction"], d["x_source"]),
-                                 _mse(d["relocated"], d["x_target"]),
-                                 _mse(d["target_reconstruction"], d["x_target"])], 1))
-    errors = distributed.gather_rows(torch.cat(rows) if rows else torch.empty(0, len(STATS)),
-                                     device=rel.source.device).T.contiguous()  # each group summed contiguously, as before
+
+    def errors_of(images_at: slice) -> Tensor:  # per image, one column per STATS
+        rows = []
+        for lo in track(range(images_at.start, images_at.stop, group), "relocation: held-out groups"):
+            d = _decodings(rel, images[lo:lo + group], batch_size)
+            rows.append(torch.stack([_mse(d["z_target"], d["z_relocated"]),
+                                     _mse(d["source_reconstruction"], d["x_source"]),
+                                     _mse(d["relocated"], d["x_target"]),
+                                     _mse(d["target_reconstruction"], d["x_target"])], 1))
+        return torch.cat(rows) if rows else torch.empty(0, len(STATS))
+
+    # whole groups, each decoded in the batches of one process; each group summed contiguously, as before
+    errors = distributed.map_shards(errors_of, n_test, block=group, device=rel.source.device).T.contiguous()
     per_group = {k: [errors[i, lo:lo + group].mean().item() for lo in range(0, n_test, group)]
                  for i, k in enumerate(STATS)}
     xt = adapt(images, rel.target.image_spec)
