@@ -340,3 +340,23 @@ def test_planted_cache_entry_pointing_outside_is_refused(plant, needle, hub_cach
     with pytest.raises(WeightsError, match=needle) as err:
         zoo.create_model(f"hf-hub:{REPO}@{revision}", cache_dir=cache)
     assert "\n" not in str(err.value)
+
+
+def test_downloads_go_through_the_bounded_client_not_hf_xet(hub_cache, online, monkeypatch):
+    """hf_xet's requests escape zoo's timeouts: while zoo downloads, huggingface_hub must not use it (the Hub's HTTP
+    bridge serves Xet files through the client zoo bounds); the switch is restored afterwards."""
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _runtime
+
+    cache, _ = hub_cache
+    seen = []
+
+    def snapshot_download(repo_id, **kwargs):
+        seen.append(_runtime.is_xet_available())
+        return str(next((cache / "models--zoo-models--toyae.hub" / "snapshots").iterdir()))
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    before = constants.HF_HUB_DISABLE_XET
+    assert hf_hub.hub_download(REPO, None, cache_dir=cache).is_dir()
+    assert seen == [False] and constants.HF_HUB_DISABLE_XET == before

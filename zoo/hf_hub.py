@@ -6,11 +6,12 @@ later read of a download waits at most that long too. The first request that fai
 429/5xx answer huggingface_hub would retry with back-off) ends the whole call at once: there are no retries, so a Hub
 that never answers costs one ``ZOO_HUB_TIMEOUT``, not a multiple of it. ``HF_HUB_ETAG_TIMEOUT`` and
 ``HF_HUB_DOWNLOAD_TIMEOUT`` (read by huggingface_hub when it is imported) can only shorten the wait, never lengthen
-it. Files stored on Xet are fetched by the ``hf_xet`` extension, whose own timeouts apply.
+it. Files stored on Xet come through the same client (the Hub's HTTP bridge), not the ``hf_xet`` extension, whose
+requests zoo cannot bound: zoo's weights are megabytes, where Xet's chunk deduplication buys nothing.
 
 Uploads (``zoo push``) are bounded the same way, with time for the bytes: a request carrying a body may take one more
 second per 256 KiB of it (each read and write of the connection still waits at most ``ZOO_HUB_TIMEOUT``). They go
-through the Hub's LFS protocol, not ``hf_xet``, so that every request of an upload passes through these bounds.
+through the Hub's LFS protocol, not ``hf_xet``, for the same reason.
 
 Offline. ``HF_HUB_OFFLINE=1`` (or zoo's older alias ``ZOO_OFFLINE=1``) serves names from the Hub cache only, with no
 network access at all; so does a Hub that cannot be reached, for names whose revision the cache knows. A name without
@@ -231,21 +232,20 @@ _SESSION_LOCK = threading.Lock()
 
 
 @contextmanager
-def _online_session(timeout: float, *, uploads: bool = False) -> Iterator[None]:
+def _online_session(timeout: float) -> Iterator[None]:
     """huggingface_hub online for one zoo call, with every request of its shared HTTP client bounded by ``timeout``.
 
     huggingface_hub calls some endpoints (repo info, tree listing) with no timeout at all and retries network errors
     with back-off; wrapping the client's ``send`` covers every call it makes, whatever its own settings. Its offline
-    switch, read once at import, is set to what zoo decided from the environment now. ``uploads``: files go up
-    through the LFS protocol on that client, not through ``hf_xet`` (whose requests zoo cannot bound)."""
+    switch, read once at import, is set to what zoo decided from the environment now. Files go down and up through
+    that client (HTTP and LFS), not through ``hf_xet``, whose requests zoo cannot bound."""
     from huggingface_hub import constants
     from huggingface_hub.utils import get_session
 
     with _SESSION_LOCK:
         session = get_session()
         was_offline, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, False
-        no_xet = constants.HF_HUB_DISABLE_XET
-        constants.HF_HUB_DISABLE_XET = no_xet or uploads
+        no_xet, constants.HF_HUB_DISABLE_XET = constants.HF_HUB_DISABLE_XET, True
         session.send = _bounded(session.send, timeout)
         try:
             yield
@@ -366,7 +366,7 @@ def hub_upload(folder: str | os.PathLike[str], repo: str, *, branch: str | None 
     timeout = hub_timeout()
     api = HfApi(token=token, library_name="latent-zoo", library_version=__version__)
     try:
-        with _quiet_hub(), _online_session(timeout, uploads=True):
+        with _quiet_hub(), _online_session(timeout):
             api.create_repo(repo, private=private or None, exist_ok=True)
             if branch is not None:
                 api.create_branch(repo, branch=branch, exist_ok=True)
