@@ -187,8 +187,10 @@ These are short runs (the slides' models trained for far longer), so absolute nu
 slides'; the verdict lines above are computed from the table by the script.
 """
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    from zoo._util import atomic_file
+
+    with atomic_file(args.out, overwrite=True) as tmp:  # a killed run leaves the earlier tables whole
+        tmp.write_text(text)
     print(f"written to {args.out}", file=sys.stderr)
 
 
