@@ -223,3 +223,28 @@ def test_shipped_weights_still_load(name):
         z = model.sample_latent(2, generator=torch.Generator().manual_seed(0))
         x = model.decode(z)
     assert x.shape == (2, model.image_spec.channels, *model.image_spec.size)
+
+
+def test_factorvae_ships_without_its_discriminator_and_trains_again_from_those_weights(tmp_path):
+    """The discriminator only trains (dlib's is 20 MB of 23): shipped weights leave it out and encode, decode and
+    score exactly as the full model; `--init` from them gives training a fresh discriminator."""
+    from zoo.train import train
+    from zoo_vae.factorvae import without_discriminator
+
+    args = {**TINY, "disc_width": 16, "disc_depth": 2}
+    full = train("factorvae", "dsprites", steps=2, out=tmp_path / "run", batch_size=4,
+                 model_args={**args, "image_size": 64})
+    bare = without_discriminator(full)
+    assert bare.discriminator is None and not bare.has("train") and bare.has("encode_dist")
+    folder = zoo.save_pretrained(bare, tmp_path / "bare", tag="dsprites")
+    loaded = zoo.create_model(f"local-dir:{folder}")
+    x = torch.rand(3, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode(x), full.encode(x))
+        torch.testing.assert_close(loaded.decode(full.encode(x)), full.decode(full.encode(x)))
+    assert sum(t.numel() for t in loaded.state_dict().values()) < sum(t.numel() for t in full.state_dict().values())
+    with pytest.raises(zoo.CapabilityError, match="without its discriminator"):
+        loaded.loss_terms(x)
+    again = train("factorvae", "dsprites", steps=1, out=tmp_path / "again", batch_size=4,
+                  model_args={**args, "image_size": 64}, init=f"local-dir:{folder}")
+    assert again.discriminator is not None

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import ZooError
+from zoo.errors import CapabilityError, ZooError
 from zoo_vae.nets import ConvVAEBase, check_decoder_dist, kl_normal, reconstruction_nll
 
 
@@ -49,18 +49,24 @@ class FactorVAE(ConvVAEBase):
     def __init__(self, latent_dim: int = 10, channels: int = 1, image_size: int = 64,
                  widths: Sequence[int] = (32, 32, 64, 64), hidden: int = 256, dataset: str | None = "dsprites",
                  gamma: float = 10.0, disc_width: int = 1000, disc_depth: int = 6, lr: float = 1e-4,
-                 disc_lr: float = 1e-4, decoder_dist: str = "bernoulli"):
+                 disc_lr: float = 1e-4, decoder_dist: str = "bernoulli", discriminator: bool = True):
         super().__init__(latent_dim, channels, image_size, widths, hidden, dataset)
         if gamma < 0:
             raise ZooError(f"gamma (the TC weight) must be non-negative, got {gamma}")
         self.gamma, self.lr, self.disc_lr = float(gamma), lr, disc_lr
         self.decoder_dist = check_decoder_dist(decoder_dist)
-        self.discriminator = Discriminator(latent_dim, disc_width, disc_depth)
+        self.discriminator = Discriminator(latent_dim, disc_width, disc_depth) if discriminator else None
+        if not discriminator:  # weights for use, not training: dlib's 6 x 1000 discriminator is 20 MB of 23
+            self.declared_capabilities = frozenset(self.capabilities() - {"train"})
 
     def loss_terms(self, x: Tensor) -> dict[str, Tensor]:
         """VAE loss and its parts on batch ``x``, plus the discriminator's view of the codes: ``tc`` (the estimate the
         loss uses), ``d_real`` = mean D(z) and ``d_perm`` = mean D(permuted z), where D is the probability of "real";
         an undecided discriminator gives 0.5 for both. ``z`` (the sampled codes) feeds the discriminator step."""
+        if self.discriminator is None:
+            raise CapabilityError(f"{self.display_name} was saved without its discriminator (weights for use); its "
+                                  f"TC term needs one: `zoo train factorvae --init {self.display_name}` gives it a "
+                                  f"fresh one")
         dist, z, logits = self.forward_terms(x)
         rec, kl = reconstruction_nll(logits, x, self.decoder_dist).mean(), kl_normal(dist).mean()
         d_z = self.discriminator(z)
@@ -80,6 +86,15 @@ class FactorVAE(ConvVAEBase):
         return 0.5 * (ce(self.discriminator(z), target_real) + ce(self.discriminator(permute_dims(z)),
                                                                    target_real + 1))
 
+    def load_init(self, start: ConvVAEBase) -> None:
+        """``zoo train --init`` from weights saved without a discriminator (the shipped ones): the encoder and
+        decoder are copied and the discriminator starts fresh."""
+        if getattr(start, "discriminator", True) is not None or self.discriminator is None:
+            return super().load_init(start)
+        missing, unexpected = self.load_state_dict(start.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("discriminator.") for k in missing):
+            raise RuntimeError(f"{start.display_name}'s encoder and decoder do not fit this model (same --arg sizes?)")
+
     def configure_optimizers(self, lr: float | None = None) -> dict[str, torch.optim.Optimizer]:
         vae_params = [*self.encoder.parameters(), *self.decoder.parameters()]
         return {"vae": torch.optim.Adam(vae_params, lr=lr or self.lr, betas=(0.9, 0.999)),
@@ -96,3 +111,12 @@ class FactorVAE(ConvVAEBase):
         update("disc", d_loss)
         return {**{k: float(v.detach()) for k, v in terms.items()}, "d_loss": float(d_loss.detach())}
 
+
+
+def without_discriminator(model: FactorVAE) -> FactorVAE:
+    """The same encoder and decoder without the discriminator, which only training needs (weights to ship)."""
+    import zoo
+
+    bare = zoo.build_model("factorvae", {**model.model_args, "discriminator": False})
+    bare.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("discriminator.")})
+    return bare.to(model.device).eval()
