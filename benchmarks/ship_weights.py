@@ -4,7 +4,8 @@
 
 The card (held-out numbers, pictures, every training command) is written by :func:`zoo.publish.ship`, exactly as
 for any user's model; this script only picks the destination inside the package that registers the architecture,
-and adds the disentanglement score (`zoo run mig`) for models of a dataset with factors. A FactorVAE ships without
+and adds the disentanglement scores (`zoo run scores`: MIG, DCI, SAP, β-VAE and FactorVAE scores, ...) for models of a
+dataset with factors. A FactorVAE ships without
 its discriminator, which only training needs (dlib's 6 × 1000 is 20 MB of 23; `zoo train --init` gives a fresh one).
 """
 
@@ -46,7 +47,7 @@ def main(runs: list[str]) -> None:
         factors = get_dataset(config["dataset"]).has_factors
         with tempfile.TemporaryDirectory(prefix="zoo-ship-") as tmp:
             weights = for_shipping(Path(run), config, Path(tmp))
-            dest = ship(f"local-dir:{weights}", destination(config), tasks=("mig",) if factors else (), overwrite=True)
+            dest = ship(f"local-dir:{weights}", destination(config), tasks=("scores",) if factors else (), overwrite=True)
         print(f"shipped {run} to {dest.relative_to(ROOT)}")
 
 

@@ -11,7 +11,8 @@ Hub, and start a new architecture with ``new_plugin``.
   gradients opens ``torch.enable_grad()``). ``len(images)`` is the sample size to use for its own draws;
 - ``model.card_rows(images) -> {label: images}`` (optional): more labelled rows for the reconstruction picture, one
   image per held-out image given (8 of them), e.g. the parts a decoder composes its output from;
-- ``tasks``: registered tasks (``zoo run TASK``) run with their default options, whose numbers join the table.
+- ``tasks``: registered tasks (``zoo run TASK``) run with their default options, whose numbers (top-level floats and
+  those of a ``summary`` mapping) join the table.
 
 Held-out images are drawn by the dataset with ``seed`` ≥ 10,000, the range zoo's tools keep for held-out draws
 (training draws its batches from other seeds; a procedural grid may still hold an image both ways).
@@ -188,7 +189,8 @@ def measure(model: Any, folder: Path, *, n: int = 1000, seed: int = HELD_OUT_SEE
         reads_data = registry.tasks.get(task).spec.data is not None
         result = run(task, model, data=data if reads_data else None, data_args=data_args if reads_data else None,
                      device=model.device, batch_size=batch_size)
-        numbers |= {f"{key} (`zoo run {task}`, default options)": value for key, value in result.items()
+        headline = {**result, **(result.get("summary") or {})}  # e.g. every score of `zoo run scores`
+        numbers |= {f"{key} (`zoo run {task}`, default options)": value for key, value in headline.items()
                     if isinstance(value, float)}
     return Measurement(numbers, pictures, getattr(dataset, "name", None))
 
