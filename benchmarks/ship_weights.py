@@ -4,9 +4,9 @@
 
 The card (held-out numbers, pictures, every training command) is written by :func:`zoo.publish.ship`, exactly as
 for any user's model; this script only picks the destination inside the package that registers the architecture,
-and adds the disentanglement scores (`zoo run scores`: MIG, DCI, SAP, β-VAE and FactorVAE scores, ...) for models of a
-dataset with factors. A FactorVAE ships without
-its discriminator, which only training needs (dlib's 6 × 1000 is 20 MB of 23; `zoo train --init` gives a fresh one).
+and adds the disentanglement scores (`zoo run scores`: MIG, β-VAE, FactorVAE, DCI, SAP, ...) for models of a dataset
+with factors. A FactorVAE ships without its discriminator, which only training needs (dlib's 6 × 1000 is 20 MB of
+23; `zoo train --init` gives a fresh one).
 """
 
 from __future__ import annotations
