@@ -32,8 +32,11 @@ def score(run: Path, num_train: int) -> dict:
         model = zoo.build_model(state["config"]["arch"], state["config"]["model_args"])
         model.load_state_dict(load_file(checkpoint / "model.safetensors"))
     result = compute_mig(model.eval(), get_dataset(state["config"]["data"]), num_train=num_train, seed=0)
+    # the learning rate of the steps that led here (a run resumed with another --lr records the change)
+    lr = next((c["lr"] for c in reversed(state.get("lr_changes", [])) if c["step"] < state["step"]),
+              state["config"]["lr"])
     return {"step": state["step"], "mig": result["discrete_mig"], "per_factor": result["per_factor"],
-            "factor_names": result["factor_names"], "num_train": num_train}
+            "factor_names": result["factor_names"], "num_train": num_train, "lr": lr}
 
 
 def plot(curve: list[dict], title: str, path: Path) -> None:
@@ -58,6 +61,11 @@ def plot(curve: list[dict], title: str, path: Path) -> None:
         d.text((4, xy(0, v)[1] - 6), f"{v:.3g}", fill="black", font=font)
     d.text((left, h - bottom + 8), f"0 … {xmax:,} steps", fill="black", font=font)
     d.text((left, 4), title, fill="black", font=font)
+    for before, c in zip(curve, curve[1:]):  # a learning-rate change: a grey line where it took effect
+        if "lr" in before and "lr" in c and c["lr"] != before["lr"]:
+            x = xy(before["step"], 0)[0]
+            d.line([(x, xy(0, 0)[1]), (x, xy(0, ymax)[1])], fill=(170, 170, 170))
+            d.text((x + 3, top + 2), f"lr {c['lr']:g}", fill=(110, 110, 110), font=font)
     d.line([xy(c["step"], c["mig"]) for c in curve], fill=(51, 102, 204), width=2)
     for c in curve:
         x, y = xy(c["step"], c["mig"])
