@@ -11,6 +11,7 @@ restarts, so a run resumed in a later session extends the same curve). ``--plot`
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -61,7 +62,7 @@ def plot(curve: list[dict], title: str, path: Path) -> None:
         d.text((4, xy(0, v)[1] - 6), f"{v:.3g}", fill="black", font=font)
     d.text((left, h - bottom + 8), f"0 … {xmax:,} steps", fill="black", font=font)
     d.text((left, 4), title, fill="black", font=font)
-    for before, c in zip(curve, curve[1:]):  # a learning-rate change: a grey line where it took effect
+    for before, c in itertools.pairwise(curve):  # a learning-rate change: a grey line where it took effect
         if "lr" in before and "lr" in c and c["lr"] != before["lr"]:
             x = xy(before["step"], 0)[0]
             d.line([(x, xy(0, 0)[1]), (x, xy(0, ymax)[1])], fill=(170, 170, 170))

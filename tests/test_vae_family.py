@@ -4,10 +4,10 @@ import math
 
 import pytest
 import torch
+from zoo_vae.factorvae import permute_dims
 
 import zoo
 from zoo.testing import EncoderDecoderConformance
-from zoo_vae.factorvae import permute_dims
 
 TINY = {"latent_dim": 4, "image_size": 16, "widths": [8, 8], "hidden": 16}
 
@@ -228,8 +228,9 @@ def test_shipped_weights_still_load(name):
 def test_factorvae_ships_without_its_discriminator_and_trains_again_from_those_weights(tmp_path):
     """The discriminator only trains (dlib's is 20 MB of 23): shipped weights leave it out and encode, decode and
     score exactly as the full model; `--init` from them gives training a fresh discriminator."""
-    from zoo.train import train
     from zoo_vae.factorvae import without_discriminator
+
+    from zoo.train import train
 
     args = {**TINY, "disc_width": 16, "disc_depth": 2}
     full = train("factorvae", "dsprites", steps=2, out=tmp_path / "run", batch_size=4,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import atexit
 import os
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zoo.errors import ZooError
