@@ -40,37 +40,49 @@ def score(run: Path, num_train: int) -> dict:
             "factor_names": result["factor_names"], "num_train": num_train, "lr": lr}
 
 
+FACTOR_COLOURS = [(230, 159, 0), (0, 158, 115), (204, 121, 167), (213, 94, 0), (86, 180, 233), (120, 120, 120)]
+
+
 def plot(curve: list[dict], title: str, path: Path) -> None:
+    """MIG (thick) and each factor's gap (thin, labelled) against steps; a learning-rate change as a grey line."""
     from PIL import Image, ImageDraw
 
     from zoo.image import _font, save_png
 
-    w, h, left, bottom, top = 520, 300, 48, 30, 24
+    w, h, left, right, bottom, top = 640, 320, 48, 132, 34, 24
     img = Image.new("RGB", (w, h), "white")
     d, font = ImageDraw.Draw(img), _font()
-    steps = [c["step"] for c in curve]
-    ymax = max(0.1, max(c["mig"] for c in curve) * 1.2)
-    xmax = max(steps)
+    names = curve[0].get("factor_names", [])
+    ymax = max(0.1, *(max(c["mig"], *c.get("per_factor", [])) for c in curve)) * 1.1
+    xmax = max(c["step"] for c in curve)
 
     def xy(step: float, v: float) -> tuple[float, float]:
-        return left + (w - left - 12) * step / xmax, h - bottom - (h - bottom - top) * v / ymax
+        return left + (w - left - right) * step / xmax, h - bottom - (h - bottom - top) * v / ymax
 
     d.line([xy(0, 0), xy(xmax, 0)], fill="black")
     d.line([xy(0, 0), xy(0, ymax)], fill="black")
     for k in range(5):
-        v = ymax * k / 4
-        d.text((4, xy(0, v)[1] - 6), f"{v:.3g}", fill="black", font=font)
-    d.text((left, h - bottom + 8), f"0 … {xmax:,} steps", fill="black", font=font)
+        v, step = ymax * k / 4, xmax * k / 4
+        d.text((4, xy(0, v)[1] - 6), f"{v:.2f}", fill="black", font=font)
+        d.text((xy(step, 0)[0] - 12, h - bottom + 4), f"{step / 1000:g}k", fill="black", font=font)
+    d.text((left + (w - left - right) // 2 - 40, h - 14), "training steps", fill="black", font=font)
     d.text((left, 4), title, fill="black", font=font)
-    for before, c in itertools.pairwise(curve):  # a learning-rate change: a grey line where it took effect
+    for before, c in itertools.pairwise(curve):
         if "lr" in before and "lr" in c and c["lr"] != before["lr"]:
             x = xy(before["step"], 0)[0]
             d.line([(x, xy(0, 0)[1]), (x, xy(0, ymax)[1])], fill=(170, 170, 170))
             d.text((x + 3, top + 2), f"lr {c['lr']:g}", fill=(110, 110, 110), font=font)
-    d.line([xy(c["step"], c["mig"]) for c in curve], fill=(51, 102, 204), width=2)
-    for c in curve:
-        x, y = xy(c["step"], c["mig"])
-        d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(51, 102, 204))
+    legend = [(f"gap {name}", FACTOR_COLOURS[i % len(FACTOR_COLOURS)], 1, [c["per_factor"][i] for c in curve])
+              for i, name in enumerate(names)]
+    for k, (label, colour, width, values) in enumerate([*legend, ("MIG", (51, 102, 204), 3, [c["mig"] for c in curve])]):
+        points = [xy(c["step"], v) for c, v in zip(curve, values)]
+        if len(points) > 1:
+            d.line(points, fill=colour, width=width)
+        for x, y in points:
+            d.ellipse([x - width, y - width, x + width, y + width], fill=colour)
+        ly = top + 8 + 16 * k
+        d.line([(w - right + 10, ly + 6), (w - right + 26, ly + 6)], fill=colour, width=width)
+        d.text((w - right + 30, ly), label, fill="black", font=font)
     save_png(img, path)
 
 
