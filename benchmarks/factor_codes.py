@@ -56,9 +56,13 @@ def main() -> None:
     mi = mutual_info_matrix(histogram_discretize(mu), factors) / factor_entropy(factors)[None, :]
     names = list(dataset.factor_names)
 
+    def value_means(j: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Latent j's mean per value of factor k, and each image's value index."""
+        _, inverse = np.unique(factors[:, k], return_inverse=True)
+        return np.bincount(inverse, mu[:, j]) / np.bincount(inverse), inverse
+
     def r2(j: int, k: int) -> float:
-        values, inverse = np.unique(factors[:, k], return_inverse=True)
-        means = np.bincount(inverse, mu[:, j]) / np.bincount(inverse)
+        means, inverse = value_means(j, k)
         return 1 - ((mu[:, j] - means[inverse]) ** 2).mean() / mu[:, j].var()
 
     print(f"{label}: {args.n:,} images of {data} (seed 0); per factor: MI/H and R² of each latent")
@@ -69,8 +73,7 @@ def main() -> None:
         print(f"{j:>6} {kl[j]:>6.2f}  " + "  ".join(f"{c:>{width}}" for c in cells))
     for k, n in enumerate(names):
         j = int(np.argmax(mi[:, k]))
-        values, inverse = np.unique(factors[:, k], return_inverse=True)
-        means = np.bincount(inverse, mu[:, j]) / np.bincount(inverse)
+        means, _ = value_means(j, k)
         print(f"{n}: best latent {j}, its mean per value: " + " ".join(f"{m:.2f}" for m in means))
 
 
