@@ -225,16 +225,12 @@ def test_a_closed_form_model_is_refused_under_torchrun_before_any_work(kit_plugi
     """Ranks of a closed-form fit have no gradients to average: each would fit its own shard. Refused up front."""
     import os
     import shutil
-    import socket
     import subprocess
     import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ZOO_DEVICE": "cpu",
            "PYTHONPATH": os.pathsep.join([str(kit_plugin), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", "--no-python",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "--no-python",
            shutil.which("zoo") or "zoo", "train", "pca", "--data", "kitbars", "--steps", "4", "--out",
            str(tmp_path / "run")]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)

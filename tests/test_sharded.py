@@ -5,7 +5,6 @@ their own; a WORLD_SIZE without torchrun is one error line."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -30,19 +29,13 @@ RUNS = {  # name: (zoo arguments, a line the report prints once on stderr, or No
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(cmd: list[str], cwd, processes: int = 1) -> subprocess.CompletedProcess:
     """``cmd`` in ``cwd`` (made here) on the CPU, one process or ``processes`` under torchrun; it must succeed."""
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     env.update(OMP_NUM_THREADS="1", ZOO_DEVICE="cpu")
     if processes > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
-               f"--master_port={_free_port()}", "--no-python", "--", *cmd]  # --: torchrun would take zoo's --n
+               "--standalone", "--no-python", "--", *cmd]  # --: torchrun would take zoo's --n
     cwd.mkdir()
     out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]

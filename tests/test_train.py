@@ -154,7 +154,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(toy_plugin, tmp_path):
 
 def test_two_processes_end_with_identical_weights(toy_plugin, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
            "--no-python", *_zoo("train", "toyae", "--data", "toybars", "--steps", "20", "--batch-size", "8",
                                 "--out", str(tmp_path / "ddp"))]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
