@@ -15,7 +15,6 @@ the code is monotone or folds back.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +22,14 @@ import torch
 
 
 def load(name: str):
+    """A model name, or a `zoo train` checkpoint folder: (model, dataset name, label)."""
     import zoo
 
-    path = Path(name)
-    if (path / "state.json").is_file():  # a zoo train checkpoint folder
-        from safetensors.torch import load_file
+    if (Path(name) / "state.json").is_file():
+        from mig_curve import load_checkpoint
 
-        state = json.loads((path / "state.json").read_text())
-        model = zoo.build_model(state["config"]["arch"], state["config"]["model_args"])
-        model.load_state_dict(load_file(path / "model.safetensors"))
-        return model.eval(), state["config"]["data"], f"{name} (step {state['step']:,})"
+        model, state = load_checkpoint(Path(name))
+        return model, state["config"]["data"], f"{name} (step {state['step']:,})"
     model = zoo.create_model(name)
     return model.eval(), model.image_spec.dataset, name
 
@@ -44,9 +41,13 @@ def main() -> None:
     args = p.parse_args()
     from zoo import batching
     from zoo.data import get_dataset
+    from zoo.errors import ZooError
     from zoo.metrics.mig import factor_entropy, histogram_discretize, mutual_info_matrix
 
-    model, data, label = load(args.model)
+    try:
+        model, data, label = load(args.model)
+    except ZooError as exc:
+        raise SystemExit(f"error: {exc}") from None
     dataset = get_dataset(data)
     factors = dataset.sample_factors(args.n, np.random.RandomState(0))
     images = dataset.images_from_factors(factors)

@@ -19,20 +19,26 @@ from pathlib import Path
 import torch
 
 
-def score(run: Path, num_train: int) -> dict:
-    import zoo
+def load_checkpoint(checkpoint: Path) -> tuple:
+    """The model of a `zoo train` checkpoint folder and its state.json, read as one (a writer may swap the folder)."""
     from safetensors.torch import load_file
 
+    import zoo
+    from zoo._util import pinned_folder
+
+    with pinned_folder(checkpoint) as (folder, _):
+        state = json.loads((folder / "state.json").read_text())
+        model = zoo.build_model(state["config"]["arch"], state["config"]["model_args"])
+        model.load_state_dict(load_file(folder / "model.safetensors"))
+    return model.eval(), state
+
+
+def score(run: Path, num_train: int) -> dict:
     from zoo.data import get_dataset
     from zoo.metrics.mig import compute_mig
 
-    from zoo._util import pinned_folder
-
-    with pinned_folder(run / "checkpoint") as (checkpoint, _):  # the step and weights of one checkpoint
-        state = json.loads((checkpoint / "state.json").read_text())
-        model = zoo.build_model(state["config"]["arch"], state["config"]["model_args"])
-        model.load_state_dict(load_file(checkpoint / "model.safetensors"))
-    result = compute_mig(model.eval(), get_dataset(state["config"]["data"]), num_train=num_train, seed=0)
+    model, state = load_checkpoint(run / "checkpoint")
+    result = compute_mig(model, get_dataset(state["config"]["data"]), num_train=num_train, seed=0)
     # the learning rate of the steps that led here (a run resumed with another --lr records the change)
     lr = next((c["lr"] for c in reversed(state.get("lr_changes", [])) if c["step"] < state["step"]),
               state["config"]["lr"])
