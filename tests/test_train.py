@@ -184,3 +184,18 @@ def test_init_fine_tunes_from_weights_and_only_the_recoder_learns_in_its_phase(t
                                             "provenance": base_config["provenance"]}  # the lineage is kept
     with pytest.raises(zoo.ZooError, match="is a 'stylegan' model; this run trains 'vae'"):
         train("vae", "faces64", steps=1, out=tmp_path / "bad", init=f"local-dir:{tmp_path / 'base' / 'weights'}")
+
+
+def test_a_resumed_run_may_end_earlier_or_later_than_first_planned(toy_plugin, tmp_path):
+    """Draws are seeded per step, so a 30-step run ended at 20 equals a 20-step run, and extended again equals 30."""
+    short = train("toyae", "toybars", steps=20, out=tmp_path / "short", **ARGS)
+    full = train("toyae", "toybars", steps=30, out=tmp_path / "full", **ARGS)
+    train("toyae", "toybars", steps=30, out=tmp_path / "b", stop_after=20, **ARGS)
+    with pytest.raises(TrainingError, match="it is at step 20; pass --steps 20 or more"):
+        train("toyae", "toybars", steps=19, out=tmp_path / "b", resume=True, **ARGS)
+    ended = train("toyae", "toybars", steps=20, out=tmp_path / "b", resume=True, **ARGS)
+    assert state_digest(ended) == state_digest(short)
+    prov = json.loads((tmp_path / "b" / "weights" / "config.json").read_text())["provenance"]
+    assert prov["steps"] == 20 and "--steps 20" in prov["command"]
+    extended = train("toyae", "toybars", steps=30, out=tmp_path / "b", resume=True, **ARGS)
+    assert state_digest(extended) == state_digest(full)

@@ -55,7 +55,9 @@ CHECKPOINT_FILES = {"state.json", "model.safetensors", "optimizers.safetensors"}
 
 @dataclass
 class TrainConfig:
-    """Everything that determines the weights a run produces (a resumed run must match it exactly)."""
+    """Everything that determines the weights a run produces. A resumed run must match it exactly, except ``lr``
+    (recorded as a change) and ``steps``: every draw is seeded per step, so a run's first k steps do not depend on
+    its total, and a resumed run may end earlier or later than first planned."""
 
     arch: str
     data: str
@@ -300,10 +302,14 @@ class TrainingRun:
         """Continue from ``out/checkpoint``: the same configuration, except that ``lr`` may change (recorded)."""
         saved = _read_state(self.ckpt)
         now = json.loads(json.dumps(asdict(self.config)))
-        diff = [k for k in now if k != "lr" and saved["config"].get(k) != now[k]]
+        diff = [k for k in now if k not in ("lr", "steps") and saved["config"].get(k) != now[k]]
         if diff:
             raise TrainingError(f"cannot resume {self.ckpt}: it was started with different {', '.join(diff)}; "
                                 f"use the same arguments or a new --out")
+        if self.config.steps < saved["step"]:
+            raise TrainingError(f"cannot resume {self.ckpt} with --steps {self.config.steps}: it is at step "
+                                f"{saved['step']}; pass --steps {saved['step']} or more (--steps {saved['step']} "
+                                f"writes its weights now)")
         lr, self.config.lr = self.config.lr, saved["config"].get("lr")  # the run keeps the lr it started with
         state = _load_checkpoint(self.ckpt, self.model, self.opts, new_lr=lr is not None)
         self.done, self.history, self._elapsed_before = state["step"], state["history"], state["elapsed_s"]
