@@ -6,7 +6,8 @@ The card (held-out numbers, pictures, every training command) is written by :fun
 for any user's model; this script only picks the destination inside the package that registers the architecture,
 and adds the disentanglement scores (`zoo run scores`: MIG, β-VAE, FactorVAE, DCI, SAP, ...) for models of a dataset
 with factors. A FactorVAE ships without its discriminator, which only training needs (dlib's 6 × 1000 is 20 MB of
-23; `zoo train --init` gives a fresh one).
+23; `zoo train --init` gives a fresh one). A run watched by `benchmarks/mig_curve.py` ships with its MIG curve up to
+the shipped step (a PNG on the card).
 """
 
 from __future__ import annotations
@@ -41,13 +42,30 @@ def for_shipping(run: Path, config: dict, tmp: Path) -> Path:
     return zoo.save_pretrained(bare, tmp / "weights", tag=config["tag"], provenance=config.get("provenance"))
 
 
+def mig_curve(run: Path, config: dict, tmp: Path) -> dict[Path, str]:
+    """The run's MIG curve (``RUN/mig_curve.json`` beside ``RUN/weights``) up to the shipped step, as a picture."""
+    recorded = run.parent / "mig_curve.json"
+    if not recorded.is_file():
+        return {}
+    from mig_curve import plot
+
+    steps = config["provenance"]["steps"]
+    curve = [c for c in json.loads(recorded.read_text()) if c["step"] <= steps]
+    name = f"{config['architecture']}.{config['tag']}"
+    png = tmp / f"{name}_mig_curve.png"
+    plot(curve, f"MIG of {name} against training steps", png)
+    return {png: f"MIG (disentanglement_lib protocol, {curve[0]['num_train']:,} points) of every checkpoint up to "
+                 f"the shipped step {steps:,}, with the gap of each factor (`python benchmarks/mig_curve.py`)"}
+
+
 def main(runs: list[str]) -> None:
     for run in runs:
         config = json.loads((Path(run) / "config.json").read_text())
         factors = get_dataset(config["dataset"]).has_factors
         with tempfile.TemporaryDirectory(prefix="zoo-ship-") as tmp:
             weights = for_shipping(Path(run), config, Path(tmp))
-            dest = ship(f"local-dir:{weights}", destination(config), tasks=("scores",) if factors else (), overwrite=True)
+            dest = ship(f"local-dir:{weights}", destination(config), tasks=("scores",) if factors else (),
+                        pictures=mig_curve(Path(run), config, Path(tmp)), overwrite=True)
         print(f"shipped {run} to {dest.relative_to(ROOT)}")
 
 

@@ -155,6 +155,33 @@ def test_extras_and_tasks_join_the_card(toy_plugin, toy_runs, tmp_path, monkeypa
         assert height > without.height * 1.4  # three rows instead of two
 
 
+def test_a_picture_of_your_own_joins_the_card(toy_plugin, toy_runs, tmp_path, cli):
+    """`--picture PNG=CAPTION` (e.g. a training curve): copied with zoo's mark, captioned, listed, replaceable."""
+    curve = tmp_path / "loss_curve.png"
+    Image.new("RGB", (40, 20), "white").save(curve)
+    out = tmp_path / "card"
+    result = cli("ship", toy_runs / "weights", out, "--n", N, "--picture", f"{curve}=Loss against training steps")
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["card"]["files"] == ["samples.png", "reconstructions.png", "loss_curve.png"]
+    assert written_by_zoo(out / "loss_curve.png") and not written_by_zoo(curve)
+    with Image.open(out / "loss_curve.png") as copied:
+        assert copied.size == (40, 20)
+    text = (out / "README.md").read_text()
+    assert "Loss against training steps:\n\n![loss_curve](loss_curve.png)" in text
+    assert f"--picture '{curve}=Loss against training steps'" in config["card"]["command"]
+    assert "loss_curve.png" in hub.owned_files(out)  # so shipping again replaces it
+    assert cli("ship", toy_runs / "weights", out, "--n", N).exit_code == 0
+    assert not (out / "loss_curve.png").exists()
+    jpeg = tmp_path / "curve.png"
+    Image.new("RGB", (8, 8)).save(jpeg, format="JPEG")
+    for bad, says in [(jpeg, "is a JPEG, not a PNG"), (tmp_path / "none.png", "cannot be read as a PNG"),
+                      (tmp_path / "samples.png", "whose name is not samples.png")]:
+        result = cli("ship", toy_runs / "weights", tmp_path / "bad", "--n", N, "--picture", bad)
+        assert result.exit_code != 0 and says in result.output and "Traceback" not in result.output
+        assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize("dataset, flags, error", [
     pytest.param("toybars", [], None, id="records-its-data"),
     pytest.param(None, ["--data", "toybars"], None, id="data-named"),

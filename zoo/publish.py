@@ -240,8 +240,34 @@ def _training_lines(config: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def add_pictures(folder: Path, pictures: Mapping[str | os.PathLike[str], str]) -> dict[str, str]:
+    """Copy the user's PNGs (path → caption; e.g. a training curve) into the card folder, re-saved with zoo's mark
+    so a later ship may replace them; returns file name → caption."""
+    from PIL import Image, UnidentifiedImageError
+
+    from zoo.image import save_png
+
+    added: dict[str, str] = {}
+    for path, caption in pictures.items():
+        path = Path(path)
+        name = path.name
+        if path.suffix.lower() != ".png" or name in (SAMPLES_PNG, RECONSTRUCTIONS_PNG) or name in added:
+            raise ZooError(f"--picture {path}: give a .png whose name is not {SAMPLES_PNG}, {RECONSTRUCTIONS_PNG} "
+                           f"or another picture's")
+        try:
+            with Image.open(path) as img:
+                img.load()
+                if img.format != "PNG":
+                    raise ZooError(f"--picture {path} is a {img.format}, not a PNG; convert it first")
+                save_png(img.copy(), folder / name)
+        except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+            raise ZooError(f"--picture {path} cannot be read as a PNG ({exc}); give a PNG file") from None
+        added[name] = caption
+    return added
+
+
 def card(config: Mapping[str, Any], measured: Measurement, *, ship_command: str, n: int, seed: int,
-         capabilities: Sequence[str]) -> str:
+         capabilities: Sequence[str], captions: Mapping[str, str] | None = None) -> str:
     """The model card (README.md) of a shipped folder; its picture links are relative to the folder."""
     import torch
 
@@ -268,16 +294,16 @@ def card(config: Mapping[str, Any], measured: Measurement, *, ship_command: str,
                      "(`card_numbers`).")
     captions = {SAMPLES_PNG: f"{SAMPLE_COUNT} codes drawn from the latent distribution, decoded",
                 RECONSTRUCTIONS_PNG: f"{PICTURE_COLUMNS} held-out images and what the model makes of them, one row "
-                                     f"each"}
+                                     f"each", **(captions or {})}
     if pictures:
         lines += ["", "## Pictures", ""]
         for png in pictures:
-            lines += [f"{captions.get(png, png)}:", "", f"![{Path(png).stem}]({png})", ""]
+            lines += [f"{captions.get(png) or png}:", "", f"![{Path(png).stem}]({png})", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _ship_command(source: str, out: Path, *, n: int, seed: int, data: str | None, data_args: Mapping[str, Any],
-                  tasks: Sequence[str]) -> str:
+                  tasks: Sequence[str], pictures: Mapping[str | os.PathLike[str], str]) -> str:
     import shlex
 
     parts = ["zoo", "ship", source, str(out)]
@@ -291,16 +317,19 @@ def _ship_command(source: str, out: Path, *, n: int, seed: int, data: str | None
         parts += ["--data-arg", f"{key}={json.dumps(value)}"]
     for task in tasks:
         parts += ["--task", task]
+    for path, caption in pictures.items():
+        parts += ["--picture", f"{os.fspath(path)}={caption}"]
     return shlex.join(parts)
 
 
 def ship(weights: str | os.PathLike[str] | ModelRef, out: str | os.PathLike[str], *, n: int = 1000,
          seed: int = HELD_OUT_SEED, data: str | None = None, data_args: Mapping[str, Any] | None = None,
          tasks: Sequence[str] = (), device: Any = None, batch_size: int | None = None,
-         overwrite: bool = False) -> Path:
+         pictures: Mapping[str | os.PathLike[str], str] | None = None, overwrite: bool = False) -> Path:
     """Copy the weights folder ``weights`` (a name, ``local-dir:``/``hf-hub:`` reference or a folder path) to
     ``out``, measure it on held-out data (see the module docstring) and write its model card ``out/README.md`` with
-    the pictures beside it. ``data`` names the dataset when the weights do not record theirs.
+    the pictures beside it. ``data`` names the dataset when the weights do not record theirs; ``pictures`` adds
+    PNGs of your own (path → caption), e.g. a training curve.
 
     ``out`` is written atomically with zoo's rules: an earlier weights or card folder is replaced, a folder holding
     other files is refused unless ``overwrite`` (which keeps them)."""
@@ -320,16 +349,19 @@ def ship(weights: str | os.PathLike[str] | ModelRef, out: str | os.PathLike[str]
         sha256 = _copy_weights(ref, tmp)
         model = _load_copy(ref, tmp, sha256, dev)
         check_tasks(model, tasks)
+        captions = add_pictures(tmp, pictures or {})
         measured = measure(model, tmp, n=n, seed=seed, data=data, data_args=data_args, tasks=tasks,
                            batch_size=batch_size)
+        measured = measured._replace(pictures=[*measured.pictures, *captions])
         source = str(ref) if isinstance(weights, ModelRef) else os.fspath(weights)  # as the user named it
-        command = _ship_command(source, out, n=n, seed=seed, data=data, data_args=dict(data_args or {}), tasks=tasks)
+        command = _ship_command(source, out, n=n, seed=seed, data=data, data_args=dict(data_args or {}), tasks=tasks,
+                                pictures=pictures or {})
         config = json.loads((tmp / hub.CONFIG_NAME).read_text())
         config[CARD_KEY] = {"files": measured.pictures, "numbers": measured.numbers, "data": measured.data, "n": n,
                             "seed": seed, "tasks": list(tasks), "command": command}
         (tmp / hub.CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         (tmp / "README.md").write_text(card(config, measured, ship_command=command, n=n, seed=seed,
-                                            capabilities=sorted(model.capabilities())))
+                                            capabilities=sorted(model.capabilities()), captions=captions))
     return out
 
 

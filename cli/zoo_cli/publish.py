@@ -23,10 +23,13 @@ from zoo_cli.output import emit_json, info, json_option, table
               help="Also run this registered task (`zoo run`) with its defaults and add its numbers (repeatable).")
 @click.option("--device", default=None, help="cuda, cpu, ... [default: CUDA when there is one, else cpu]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per batch (default: per device).")
+@click.option("--picture", "pictures", multiple=True, metavar="PNG=CAPTION",
+              help="Add a PNG of your own to the card, e.g. a training curve (repeatable).")
 @click.option("--overwrite", is_flag=True, help="Write into OUT even if it holds other files (they are kept).")
 @json_option
 def ship(weights: str, out: str, n: int, seed: int, data: str | None, data_args: tuple[str, ...],
-         tasks: tuple[str, ...], device: str | None, batch_size: int | None, overwrite: bool, as_json: bool) -> None:
+         tasks: tuple[str, ...], pictures: tuple[str, ...], device: str | None, batch_size: int | None,
+         overwrite: bool, as_json: bool) -> None:
     """Copy WEIGHTS (a folder, local-dir:PATH, hf-hub:ORG/REPO@REV or a registered name) to the folder OUT with a
     model card: training commands, held-out numbers and pictures."""
     from zoo.hub import read_config
@@ -34,8 +37,9 @@ def ship(weights: str, out: str, n: int, seed: int, data: str | None, data_args:
     from zoo.publish import ship as ship_folder
     from zoo_cli.train import parse_args
 
+    captions = dict(p.partition("=")[::2] for p in pictures)
     folder = ship_folder(weights, out, n=n, seed=seed, data=data, data_args=parse_args(data_args), tasks=tasks,
-                         device=device, batch_size=batch_size, overwrite=overwrite)
+                         device=device, batch_size=batch_size, pictures=captions, overwrite=overwrite)
     config = read_config(folder)
     measured = config[CARD_KEY]
     if as_json:
