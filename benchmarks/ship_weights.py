@@ -7,7 +7,7 @@ for any user's model; this script only picks the destination inside the package 
 and adds the disentanglement scores (`zoo run scores`: MIG, β-VAE, FactorVAE, DCI, SAP, ...) for models of a dataset
 with factors. A FactorVAE ships without its discriminator, which only training needs (dlib's 6 × 1000 is 20 MB of
 23; `zoo train --init` gives a fresh one). A run watched by `benchmarks/mig_curve.py` ships with its MIG curve up to
-the shipped step (a PNG on the card).
+the shipped step (a PNG on the card); ``RUN/card_notes.md`` beside ``RUN/weights`` ends the card under "Notes".
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ def mig_curve(run: Path, config: dict, tmp: Path) -> dict[Path, str]:
                  f"the shipped step {steps:,}, with the gap of each factor (`python benchmarks/mig_curve.py`)"}
 
 
+def notes(run: Path) -> str | None:
+    path = run.parent / "card_notes.md"
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
 def main(runs: list[str]) -> None:
     for run in runs:
         config = json.loads((Path(run) / "config.json").read_text())
@@ -65,7 +70,7 @@ def main(runs: list[str]) -> None:
         with tempfile.TemporaryDirectory(prefix="zoo-ship-") as tmp:
             weights = for_shipping(Path(run), config, Path(tmp))
             dest = ship(f"local-dir:{weights}", destination(config), tasks=("scores",) if factors else (),
-                        pictures=mig_curve(Path(run), config, Path(tmp)), overwrite=True)
+                        pictures=mig_curve(Path(run), config, Path(tmp)), notes=notes(Path(run)), overwrite=True)
         print(f"shipped {run} to {dest.relative_to(ROOT)}")
 
 

@@ -155,13 +155,18 @@ def test_extras_and_tasks_join_the_card(toy_plugin, toy_runs, tmp_path, monkeypa
         assert height > without.height * 1.4  # three rows instead of two
 
 
-def test_a_picture_of_your_own_joins_the_card(toy_plugin, toy_runs, tmp_path, cli):
-    """`--picture PNG=CAPTION` (e.g. a training curve): copied with zoo's mark, captioned, listed, replaceable."""
+def test_pictures_and_notes_of_your_own_join_the_card(toy_plugin, toy_runs, tmp_path, cli):
+    """`--picture PNG=CAPTION` (e.g. a training curve): copied with zoo's mark, captioned, listed, replaceable;
+    `--notes FILE` ends the card."""
     curve = tmp_path / "loss_curve.png"
     Image.new("RGB", (40, 20), "white").save(curve)
     out = tmp_path / "card"
-    result = cli("ship", toy_runs / "weights", out, "--n", N, "--picture", f"{curve}=Loss against training steps")
+    notes = tmp_path / "notes.md"
+    notes.write_text("The generator is still *weak*.\n")
+    result = cli("ship", toy_runs / "weights", out, "--n", N, "--picture", f"{curve}=Loss against training steps",
+                 "--notes", notes)
     assert result.exit_code == 0, result.output
+    assert (out / "README.md").read_text().endswith("## Notes\n\nThe generator is still *weak*.\n")
     config = json.loads((out / "config.json").read_text())
     assert config["card"]["files"] == ["samples.png", "reconstructions.png", "loss_curve.png"]
     assert written_by_zoo(out / "loss_curve.png") and not written_by_zoo(curve)
@@ -178,6 +183,11 @@ def test_a_picture_of_your_own_joins_the_card(toy_plugin, toy_runs, tmp_path, cl
     for bad, says in [(jpeg, "is a JPEG, not a PNG"), (tmp_path / "none.png", "cannot be read as a PNG"),
                       (tmp_path / "samples.png", "whose name is not samples.png")]:
         result = cli("ship", toy_runs / "weights", tmp_path / "bad", "--n", N, "--picture", bad)
+        assert result.exit_code != 0 and says in result.output and "Traceback" not in result.output
+        assert not (tmp_path / "bad").exists()
+    notes.write_bytes(b"\xff\xfe latin")
+    for flags, says in [(["--picture", curve, "--notes", notes], "is not UTF-8 text")]:
+        result = cli("ship", toy_runs / "weights", tmp_path / "bad", "--n", N, *flags)
         assert result.exit_code != 0 and says in result.output and "Traceback" not in result.output
         assert not (tmp_path / "bad").exists()
 

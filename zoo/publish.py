@@ -267,7 +267,7 @@ def add_pictures(folder: Path, pictures: Mapping[str | os.PathLike[str], str]) -
 
 
 def card(config: Mapping[str, Any], measured: Measurement, *, ship_command: str, n: int, seed: int,
-         capabilities: Sequence[str], captions: Mapping[str, str] | None = None) -> str:
+         capabilities: Sequence[str], captions: Mapping[str, str] | None = None, notes: str | None = None) -> str:
     """The model card (README.md) of a shipped folder; its picture links are relative to the folder."""
     import torch
 
@@ -299,6 +299,8 @@ def card(config: Mapping[str, Any], measured: Measurement, *, ship_command: str,
         lines += ["", "## Pictures", ""]
         for png in pictures:
             lines += [f"{captions.get(png) or png}:", "", f"![{Path(png).stem}]({png})", ""]
+    if notes and notes.strip():
+        lines += ["", "## Notes", "", notes.strip()]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -325,11 +327,12 @@ def _ship_command(source: str, out: Path, *, n: int, seed: int, data: str | None
 def ship(weights: str | os.PathLike[str] | ModelRef, out: str | os.PathLike[str], *, n: int = 1000,
          seed: int = HELD_OUT_SEED, data: str | None = None, data_args: Mapping[str, Any] | None = None,
          tasks: Sequence[str] = (), device: Any = None, batch_size: int | None = None,
-         pictures: Mapping[str | os.PathLike[str], str] | None = None, overwrite: bool = False) -> Path:
+         pictures: Mapping[str | os.PathLike[str], str] | None = None, notes: str | None = None,
+         overwrite: bool = False) -> Path:
     """Copy the weights folder ``weights`` (a name, ``local-dir:``/``hf-hub:`` reference or a folder path) to
     ``out``, measure it on held-out data (see the module docstring) and write its model card ``out/README.md`` with
     the pictures beside it. ``data`` names the dataset when the weights do not record theirs; ``pictures`` adds
-    PNGs of your own (path → caption), e.g. a training curve.
+    PNGs of your own (path → caption), e.g. a training curve, and ``notes`` a Markdown section of your own.
 
     ``out`` is written atomically with zoo's rules: an earlier weights or card folder is replaced, a folder holding
     other files is refused unless ``overwrite`` (which keeps them)."""
@@ -361,7 +364,8 @@ def ship(weights: str | os.PathLike[str] | ModelRef, out: str | os.PathLike[str]
                             "seed": seed, "tasks": list(tasks), "command": command}
         (tmp / hub.CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         (tmp / "README.md").write_text(card(config, measured, ship_command=command, n=n, seed=seed,
-                                            capabilities=sorted(model.capabilities()), captions=captions))
+                                            capabilities=sorted(model.capabilities()), captions=captions,
+                                            notes=notes))
     return out
 
 

@@ -6,6 +6,7 @@ Data on stdout (the folder written, or the pinned Hub name), everything else on 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -25,21 +26,29 @@ from zoo_cli.output import emit_json, info, json_option, table
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per batch (default: per device).")
 @click.option("--picture", "pictures", multiple=True, metavar="PNG=CAPTION",
               help="Add a PNG of your own to the card, e.g. a training curve (repeatable).")
+@click.option("--notes", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A Markdown file whose text ends the card under 'Notes' (what the numbers do not say).")
 @click.option("--overwrite", is_flag=True, help="Write into OUT even if it holds other files (they are kept).")
 @json_option
 def ship(weights: str, out: str, n: int, seed: int, data: str | None, data_args: tuple[str, ...],
-         tasks: tuple[str, ...], pictures: tuple[str, ...], device: str | None, batch_size: int | None,
-         overwrite: bool, as_json: bool) -> None:
+         tasks: tuple[str, ...], pictures: tuple[str, ...], notes: str | None, device: str | None,
+         batch_size: int | None, overwrite: bool, as_json: bool) -> None:
     """Copy WEIGHTS (a folder, local-dir:PATH, hf-hub:ORG/REPO@REV or a registered name) to the folder OUT with a
     model card: training commands, held-out numbers and pictures."""
+    from zoo.errors import ZooError
     from zoo.hub import read_config
     from zoo.publish import CARD_KEY, card_name
     from zoo.publish import ship as ship_folder
     from zoo_cli.train import parse_args
 
     captions = dict(p.partition("=")[::2] for p in pictures)
+    try:
+        text = Path(notes).read_text(encoding="utf-8") if notes else None
+    except UnicodeDecodeError:
+        raise ZooError(f"--notes {notes} is not UTF-8 text; give a Markdown file") from None
     folder = ship_folder(weights, out, n=n, seed=seed, data=data, data_args=parse_args(data_args), tasks=tasks,
-                         device=device, batch_size=batch_size, pictures=captions, overwrite=overwrite)
+                         device=device, batch_size=batch_size, pictures=captions,
+                         notes=text, overwrite=overwrite)
     config = read_config(folder)
     measured = config[CARD_KEY]
     if as_json:
