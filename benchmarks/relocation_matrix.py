@@ -13,6 +13,7 @@ from pathlib import Path
 from zoo_cli.relocate import fmt
 
 import zoo
+from zoo._util import atomic_file
 from zoo.relocate.api import relocate, relocation_matrix
 
 MODELS = ["vae.faces64", "gan.faces64", "splitvae.faces64", "splitvae.faces64-s1", "stylegan.faces64"]
@@ -54,14 +55,17 @@ def main(names: list[str]) -> None:
         rows.append(f"| {r.source} | {r.target} | {fit} | {fmt(*r.l_mse)} | {fmt(*r.r_mse)} | "
                     f"{fmt(*r.m_mse)} | {fmt(*r.target_r_mse)} | {r.m_mse[0] / r.baseline:.2f} |")
     baseline = results[0].baseline if results else float("nan")
+    sizes = {n: "x".join(map(str, zoo.create_model(n).image_spec.size)) for n in available}
+    odd = [f"{n}: {size}" for n, size in sizes.items() if size != "64x64"]
     text = (f"# Relocation matrix on faces64\n\nCommand: `python benchmarks/relocation_matrix.py` — linear map without "
             f"bias, fitted in closed form; 1,000 held-out faces64 images (batches of 100, mean ± std over batches); "
-            f"errors at each model's resolution (StyleGAN: 32x32).\nMean inter-image MSE (baseline) at 64x64: "
-            f"{baseline:.4f}; the ratio column divides by each pair's own baseline (at the target's resolution)."
-            "\n\n" + "\n".join(rows) + "\n\n" + PAPER)
+            f"errors at each model's resolution ({'; '.join(odd) if odd else 'all 64x64'}).\nMean inter-image MSE "
+            f"(baseline) at 64x64: {baseline:.4f}; the ratio column divides by each pair's own baseline (at the "
+            f"target's resolution).\n\n" + "\n".join(rows) + "\n\n" + PAPER)
     out = Path(__file__).parent / "results" / "relocation_matrix.md"
-    out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps([r.to_dict() for r in results], indent=1))
+    for path, content in ((out, text), (out.with_suffix(".json"), json.dumps([r.to_dict() for r in results], indent=1))):
+        with atomic_file(path, overwrite=True) as tmp:  # a killed run leaves the earlier table whole
+            tmp.write_text(content)
     print(text)
 
 
