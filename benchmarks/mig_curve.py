@@ -1,7 +1,7 @@
 """MIG against training steps: watch a `zoo train` run folder and score each new checkpoint as it appears.
 
     python benchmarks/mig_curve.py RUN_FOLDER [--num-train 10000] [--every 60] [--until STEPS]
-    python benchmarks/mig_curve.py RUN_FOLDER --plot docs/models/NAME_mig_curve.png
+    python benchmarks/mig_curve.py RUN_FOLDER --plot RUN_FOLDER/mig_curve.png
 
 Each checkpoint's model is scored with disentanglement_lib's MIG (``zoo.metrics.mig.compute_mig``, seed 0) and the
 step, MIG and per-factor gaps are appended to ``RUN_FOLDER/mig_curve.json`` (written atomically; kept across
