@@ -1,6 +1,6 @@
 """Ship a trained run as embedded weights of a built-in plugin: `zoo ship` into ``plugins/<package>/weights/NAME``.
 
-    python benchmarks/ship_weights.py /work/runs/splitvae.faces64/weights [more runs ...]
+    python benchmarks/ship_weights.py /work/runs/splitvae.faces64/weights [more runs ...] [--tasks scores,ppl]
 
 The card (held-out numbers, pictures, every training command) is written by :func:`zoo.publish.ship`, exactly as
 for any user's model; this script only picks the destination inside the package that registers the architecture,
@@ -12,6 +12,7 @@ the shipped step (a PNG on the card); ``RUN/card_notes.md`` beside ``RUN/weights
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import sys
@@ -63,16 +64,25 @@ def notes(run: Path) -> str | None:
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
-def main(runs: list[str]) -> None:
-    for run in runs:
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", help="RUN/weights folders")
+    p.add_argument("--tasks", default=None,
+                   help="comma-separated tasks whose numbers join the card (default: scores for a dataset with "
+                        "factors; '' for none)")
+    args = p.parse_args()
+    for run in args.runs:
         config = json.loads((Path(run) / "config.json").read_text())
-        factors = get_dataset(config["dataset"]).has_factors
+        if args.tasks is None:
+            tasks = ("scores",) if get_dataset(config["dataset"]).has_factors else ()
+        else:
+            tasks = tuple(t for t in args.tasks.split(",") if t)
         with tempfile.TemporaryDirectory(prefix="zoo-ship-") as tmp:
             weights = for_shipping(Path(run), config, Path(tmp))
-            dest = ship(f"local-dir:{weights}", destination(config), tasks=("scores",) if factors else (),
+            dest = ship(f"local-dir:{weights}", destination(config), tasks=tasks,
                         pictures=mig_curve(Path(run), config, Path(tmp)), notes=notes(Path(run)), overwrite=True)
         print(f"shipped {run} to {dest.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
