@@ -26,7 +26,8 @@ def parse_args(pairs: tuple[str, ...]) -> dict:
 @click.command()
 @click.argument("arch")
 @click.option("--data", required=True, help="Dataset name (see `zoo data list`).")
-@click.option("--steps", type=click.IntRange(min=1), required=True, help="Optimisation steps in total (with --resume: may change; the step the checkpoint is at ends the run now and writes its weights).")
+@click.option("--steps", type=click.IntRange(min=1), required=True,
+              help="Optimisation steps in total (with --resume it may change: the checkpoint's step ends the run now).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder: checkpoint/ and weights/.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
