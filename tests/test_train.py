@@ -199,3 +199,13 @@ def test_a_resumed_run_may_end_earlier_or_later_than_first_planned(toy_plugin, t
     assert prov["steps"] == 20 and "--steps 20" in prov["command"]
     extended = train("toyae", "toybars", steps=30, out=tmp_path / "b", resume=True, **ARGS)
     assert state_digest(extended) == state_digest(full)
+
+
+def test_a_run_that_fails_at_once_leaves_no_folder_behind(cli, tmp_path):
+    result = cli("train", "nosucharch", "--data", "dsprites", "--steps", 5, "--out", tmp_path / "new")
+    assert result.exit_code != 0 and "unknown model 'nosucharch'" in result.output
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    assert cli("train", "nosucharch", "--data", "dsprites", "--steps", 5, "--out", tmp_path / "mine").exit_code != 0
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"

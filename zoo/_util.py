@@ -240,7 +240,9 @@ def pinned_folder(folder: str | os.PathLike[str]) -> Iterator[tuple[Path, Callab
 @contextmanager
 def run_lock(folder: Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock on ``folder/.zoo.lock`` while a long job writes into ``folder``; a second job on the
-    same folder is refused in one line instead of both 'succeeding' with the last one silently winning."""
+    same folder is refused in one line instead of both 'succeeding' with the last one silently winning. A job that
+    fails before writing anything leaves no folder it created behind."""
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / ".zoo.lock", os.O_RDWR | os.O_CREAT, 0o666)
     try:
@@ -252,6 +254,12 @@ def run_lock(folder: Path, what: str) -> Iterator[None]:
                            f"folder") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"process {os.getpid()}\n".encode(), 0)
-        yield
+        try:
+            yield
+        except BaseException:
+            if created and {p.name for p in folder.iterdir()} == {".zoo.lock"}:
+                (folder / ".zoo.lock").unlink()
+                folder.rmdir()
+            raise
     finally:
         os.close(fd)
