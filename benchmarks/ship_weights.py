@@ -42,8 +42,9 @@ def for_shipping(run: Path, config: dict, tmp: Path) -> Path:
     return zoo.save_pretrained(bare, tmp / "weights", tag=config["tag"], provenance=config.get("provenance"))
 
 
-def mig_curve(run: Path, config: dict, tmp: Path) -> dict[Path, str]:
-    """The run's MIG curve (``RUN/mig_curve.json`` beside ``RUN/weights``) up to the shipped step, as a picture."""
+def mig_curve(run: Path, config: dict) -> dict[Path, str]:
+    """The run's MIG curve (``RUN/mig_curve.json`` beside ``RUN/weights``) up to the shipped step, as a picture
+    ``RUN/mig_curve.atSTEP.png`` (a path that stays, so the card's ship command can be rerun)."""
     recorded = run.parent / "mig_curve.json"
     if not recorded.is_file():
         return {}
@@ -52,7 +53,7 @@ def mig_curve(run: Path, config: dict, tmp: Path) -> dict[Path, str]:
     steps = config["provenance"]["steps"]
     curve = [c for c in json.loads(recorded.read_text()) if c["step"] <= steps]
     name = f"{config['architecture']}.{config['tag']}"
-    png = tmp / f"{name}_mig_curve.png"
+    png = run.parent / f"mig_curve.at{steps}.png"
     plot(curve, f"MIG of {name} against training steps", png)
     return {png: f"MIG (disentanglement_lib protocol, {curve[0]['num_train']:,} points) of every checkpoint up to "
                  f"the shipped step {steps:,}, with the gap of each factor (`python benchmarks/mig_curve.py`)"}
@@ -79,7 +80,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="zoo-ship-") as tmp:
             weights = for_shipping(Path(run), config, Path(tmp))
             dest = ship(f"local-dir:{weights}", destination(config), tasks=tasks,
-                        pictures=mig_curve(Path(run), config, Path(tmp)), notes=notes(Path(run)), overwrite=True)
+                        pictures=mig_curve(Path(run), config), notes=notes(Path(run)), overwrite=True)
         print(f"shipped {run} to {dest.relative_to(ROOT)}")
 
 

@@ -45,6 +45,14 @@ def no_leftovers(parent: Path) -> list[str]:
     return [p.name for p in parent.rglob(".*") if ".tmp-" in p.name or ".old-" in p.name]
 
 
+def log_env() -> dict[str, str]:
+    """The environment of a command whose stderr is a log: its plain progress lines on (the tests silence them), one
+    thread."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("ZOO_NO_PROGRESS", None)
+    return env
+
+
 def one_error_line(result) -> str:
     text = result.stderr if hasattr(result, "stderr") else result.output
     assert result.exit_code != 0 if hasattr(result, "exit_code") else result.returncode != 0
@@ -212,7 +220,7 @@ def test_twenty_kills_during_checkpointing_always_resume(toy_plugin, tmp_path):
     """Kill -9 at random instants of a run that checkpoints every step; each time the run must resume from a
     complete checkpoint, and the end result must equal an uninterrupted run's, with no temporary folder left."""
     cmd = [*TRAIN, "--steps", "400", "--checkpoint-every", "1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = log_env()
     subprocess.run(zoo_cmd(*cmd, "--out", tmp_path / "full"), check=True, capture_output=True, env=env)
     out, rng, steps_seen = tmp_path / "killed", random.Random(0), []
     for _ in range(20):
@@ -223,7 +231,7 @@ def test_twenty_kills_during_checkpointing_always_resume(toy_plugin, tmp_path):
                 break
         time.sleep(rng.uniform(0, 0.2))
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        assert proc.wait() == -signal.SIGKILL, "the run ended before the kill"
         assert (out / "checkpoint" / "state.json").is_file(), "a kill left no complete checkpoint"
         steps_seen.append(json.loads((out / "checkpoint" / "state.json").read_text())["step"])
     assert steps_seen == sorted(steps_seen) and steps_seen[-1] < 400, steps_seen
@@ -232,6 +240,28 @@ def test_twenty_kills_during_checkpointing_always_resume(toy_plugin, tmp_path):
     b = zoo.create_model(f"local-dir:{out / 'weights'}")
     assert state_digest(a) == state_digest(b)
     assert no_leftovers(tmp_path) == []
+
+
+def test_sigterm_during_checkpointing_leaves_no_temporary_folder(toy_plugin, tmp_path):
+    """`kill` (SIGTERM, a scheduler's time limit) unwinds the command: exit 143, the temporary checkpoint folder of
+    the write under way is removed rather than left for the next writer, and the run resumes."""
+    cmd = [*TRAIN, "--steps", "400", "--checkpoint-every", "1", "--out", tmp_path / "run"]
+    env = log_env()
+    rng = random.Random(1)
+    for _ in range(3):
+        resume = ["--resume"] if (tmp_path / "run" / "checkpoint").exists() else []
+        proc = subprocess.Popen(zoo_cmd(*cmd, *resume), stderr=subprocess.PIPE, text=True, env=env)
+        for line in proc.stderr:
+            if "checkpoint saved" in line:
+                break
+        time.sleep(rng.uniform(0, 0.1))
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        assert proc.wait() == 128 + signal.SIGTERM, rest
+        assert "Traceback" not in rest, rest
+        assert no_leftovers(tmp_path) == []
+    subprocess.run(zoo_cmd(*cmd, "--resume"), check=True, capture_output=True, env=env)
+    assert (tmp_path / "run" / "weights" / "config.json").is_file()
 
 
 WRITER = """

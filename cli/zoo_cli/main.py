@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from types import MappingProxyType
 from typing import Any
@@ -184,7 +185,14 @@ def make_cli() -> click.Group:
     return cli
 
 
+def exit_on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM (``kill``, a scheduler's time limit) unwinds like Ctrl-C, so a command killed mid-write still removes
+    its temporary folders and releases its locks instead of leaving them for the next writer."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     try:
         make_cli()(prog_name="zoo")
     except ZooError as exc:  # raised while building (e.g. a clashing plugin)
