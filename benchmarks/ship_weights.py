@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -22,14 +23,13 @@ import zoo
 from zoo.data import get_dataset
 from zoo.publish import ship
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def destination(config: dict) -> Path:
     """``plugins/<package>/weights/ARCH.TAG`` of the package whose plugin registers the architecture."""
     module = zoo.registry.models.get(config["architecture"]).spec.factory.split(":")[0].split(".")[0]
     package = Path(importlib.util.find_spec(module).origin).parent
-    return package / "weights" / f"{config['architecture']}.{config['tag']}"
+    # relative to the working folder, so the ship command on the card reads the same on every clone
+    return Path(os.path.relpath(package / "weights" / f"{config['architecture']}.{config['tag']}"))
 
 
 def for_shipping(run: Path, config: dict, tmp: Path) -> Path:
@@ -81,7 +81,7 @@ def main() -> None:
             weights = for_shipping(Path(run), config, Path(tmp))
             dest = ship(f"local-dir:{weights}", destination(config), tasks=tasks,
                         pictures=mig_curve(Path(run), config), notes=notes(Path(run)), overwrite=True)
-        print(f"shipped {run} to {dest.relative_to(ROOT)}")
+        print(f"shipped {run} to {dest}")
 
 
 if __name__ == "__main__":
