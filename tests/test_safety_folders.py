@@ -264,6 +264,28 @@ def test_sigterm_during_checkpointing_leaves_no_temporary_folder(toy_plugin, tmp
     assert (tmp_path / "run" / "weights" / "config.json").is_file()
 
 
+def test_an_exit_during_cleanup_still_removes_the_whole_temporary_folder(tmp_path, monkeypatch):
+    """SIGTERM's exit may land while a temporary folder is being removed: the removal finishes, then the exit goes on."""
+    from zoo import _util
+
+    tmp = tmp_path / ".w.tmp-1-x"
+    (tmp / "sub").mkdir(parents=True)
+    (tmp / "sub" / "model.safetensors").write_bytes(b"x")
+    real_rmtree, calls = shutil.rmtree, []
+
+    def exit_half_way(path, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:
+            (Path(path) / "sub" / "model.safetensors").unlink()
+            raise SystemExit(143)
+        real_rmtree(path, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", exit_half_way)
+    with pytest.raises(SystemExit):
+        _util._remove_tree(tmp)
+    assert len(calls) == 2 and not tmp.exists()
+
+
 WRITER = """
 import sys, torch, zoo
 folder, rounds, offset = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

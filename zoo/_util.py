@@ -183,7 +183,21 @@ def atomic_folder(folder: str | os.PathLike[str], owned: Owned, what: str, *,
                 os.rename(tmp, folder)
                 tmp = old
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # the temporary folder, or after the swap the old one
+        _remove_tree(tmp)  # the temporary folder, or after the swap the old one
+
+
+def _remove_tree(path: Path) -> None:
+    """``shutil.rmtree`` that finishes even when a signal handler raises mid-way (the CLI's SIGTERM exit), then
+    lets that exit go on: a killed command removes its whole temporary folder, not half of it."""
+    interrupted: BaseException | None = None
+    for _ in range(3):
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+            break
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, once the folder is gone
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted
 
 
 @contextmanager
