@@ -139,14 +139,16 @@ def test_extras_and_tasks_join_the_card(toy_plugin, toy_runs, tmp_path, monkeypa
     monkeypatch.setattr(zoo_toy_model.ToyAE, "card_rows", lambda self, x: {"inverted": 1 - x}, raising=False)
     # a task whose numbers are in a summary (as `zoo run scores`); the real one takes minutes at dlib's sizes
     monkeypatch.setattr("zoo.metrics.scores.scores_task",
-                        lambda run, **options: {"model": "x", "summary": {"dci": 0.5, "sap": 0.25}, "scores": {}})
+                        lambda run, **options: {"model": "x", "summary": {"dci": 0.5, "sap": 0.25},
+                                                "headline": {"dci": "disentanglement"}, "scores": {}})
     out = ship(toy_runs / "weights", tmp_path / "card", n=N, tasks=["mig", "scores"])
     numbers = json.loads((out / "config.json").read_text())["card"]["numbers"]
     assert seen == [(N, 1, 8, 8)]
     assert 0 < numbers["mean pixel"] < 1
     assert 0 <= numbers["discrete_mig (`zoo run mig`, default options)"] <= 1
-    assert numbers["dci (`zoo run scores`, default options)"] == 0.5 and "model (`zoo run scores`, default options)" \
-        not in numbers
+    assert numbers["dci: disentanglement (`zoo run scores`, default options)"] == 0.5  # labelled by what it is
+    assert numbers["sap (`zoo run scores`, default options)"] == 0.25
+    assert "model (`zoo run scores`, default options)" not in numbers
     with Image.open(out / "reconstructions.png") as with_rows:
         height = with_rows.height
     monkeypatch.delattr(zoo_toy_model.ToyAE, "card_rows")

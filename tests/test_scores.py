@@ -229,6 +229,9 @@ def test_scores_cli_on_shipped_dsprites_vae(cli):
     assert 0.0 <= out["summary"]["mig_chen"] <= 1.0
     assert 0.0 <= out["scores"]["sap"]["SAP_score"] <= 1.0
     assert 0.5 <= out["scores"]["modularity"]["explicitness_score_test"] <= 1.0
+    assert out["headline"]["unsupervised"] == "gaussian_total_correlation"  # what the summary's number is
+    shown = cli("scores", "vae.dsprites", "--quick", "--only", "unsupervised")
+    assert shown.exit_code == 0 and "gaussian_total_correlation" in shown.output, shown.output
     bad = cli("scores", "vae.dsprites", "--only", "irs")
     assert bad.exit_code != 0 and "unknown score 'irs'" in bad.output and "Traceback" not in bad.output
 

@@ -12,7 +12,7 @@ Hub, and start a new architecture with ``new_plugin``.
 - ``model.card_rows(images) -> {label: images}`` (optional): more labelled rows for the reconstruction picture, one
   image per held-out image given (8 of them), e.g. the parts a decoder composes its output from;
 - ``tasks``: registered tasks (``zoo run TASK``) run with their default options, whose numbers (top-level floats and
-  those of a ``summary`` mapping) join the table.
+  those of a ``summary`` mapping, labelled by its ``headline`` mapping where the task gives one) join the table.
 
 Held-out images are drawn by the dataset with ``seed`` ≥ 10,000, the range zoo's tools keep for held-out draws
 (training draws its batches from other seeds; a procedural grid may still hold an image both ways).
@@ -190,8 +190,9 @@ def measure(model: Any, folder: Path, *, n: int = 1000, seed: int = HELD_OUT_SEE
         result = run(task, model, data=data if reads_data else None, data_args=data_args if reads_data else None,
                      device=model.device, batch_size=batch_size)
         headline = {**result, **(result.get("summary") or {})}  # e.g. every score of `zoo run scores`
-        numbers |= {f"{key} (`zoo run {task}`, default options)": value for key, value in headline.items()
-                    if isinstance(value, float)}
+        what = result.get("headline") or {}  # which number of a score the summary holds, e.g. its Gaussian TC
+        numbers |= {f"{key}{': ' + what[key] if what.get(key, key) != key else ''} (`zoo run {task}`, default options)": value
+                    for key, value in headline.items() if isinstance(value, float)}
     return Measurement(numbers, pictures, getattr(dataset, "name", None))
 
 

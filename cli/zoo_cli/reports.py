@@ -23,11 +23,9 @@ def mig_chen(result: Mapping[str, Any]) -> None:
 
 
 def scores(result: Mapping[str, Any]) -> None:
-    from zoo.metrics.scores import HEADLINE
-
     quick = " (quick sizes)" if result["quick"] else ""
     table(f"Disentanglement scores of {result['model']} on {result['data']}{quick}", ["score", "key", "value"],
-          [[s, HEADLINE[s], f"{v:.4f}"] for s, v in result["summary"].items()])
+          [[s, result["headline"][s], f"{v:.4f}"] for s, v in result["summary"].items()])
     if result["png"]:
         info(f"bar chart written to {result['png']}")
 

@@ -460,7 +460,8 @@ def scores_task(run, *, only: str | None, quick: bool, dci_mode: str, seed: int,
                 overwrite: bool) -> dict[str, Any]:
     """The ``scores`` task (``zoo scores``): every score of :data:`ALL_SCORES` (or the comma-separated ``only``) on
     the run's model and ground-truth dataset; Chen's MIG only for models with a Gaussian encoder unless asked for.
-    Returns the headline numbers (``summary``) and every score's keys (``scores``); with ``out``, a bar chart PNG."""
+    Returns the headline numbers (``summary``), which key of each score they are (``headline``, e.g. the Gaussian
+    total correlation for ``unsupervised``) and every score's keys (``scores``); with ``out``, a bar chart PNG."""
     from zoo.metrics.mig import compute_mig
     from zoo.protocol import require
 
@@ -493,4 +494,4 @@ def scores_task(run, *, only: str | None, quick: bool, dci_mode: str, seed: int,
                        title=f"{model.display_name} on {dataset.name}{' (quick)' if quick else ''}",
                        overwrite=overwrite)
     return {"model": model.display_name, "data": dataset.name, "quick": quick, "dci_mode": dci_mode, "seed": seed,
-            "summary": summary, "scores": results, "png": out}
+            "summary": summary, "headline": {s: HEADLINE[s] for s in wanted}, "scores": results, "png": out}
