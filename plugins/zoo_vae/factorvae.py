@@ -71,10 +71,9 @@ class FactorVAE(ConvVAEBase):
         rec, kl = reconstruction_nll(logits, x, self.decoder_dist).mean(), kl_normal(dist).mean()
         d_z = self.discriminator(z)
         tc = (d_z[:, 0] - d_z[:, 1]).mean()  # logit of "real" minus logit of "permuted"
-        with torch.no_grad():
-            zd = z.detach()
-            p_real = torch.softmax(self.discriminator(zd), 1)[:, 0].mean()
-            p_perm = torch.softmax(self.discriminator(permute_dims(zd)), 1)[:, 0].mean()
+        with torch.no_grad():  # D(z) once: the TC term's logits are also its view of the real codes
+            p_real = torch.softmax(d_z.detach(), 1)[:, 0].mean()
+            p_perm = torch.softmax(self.discriminator(permute_dims(z.detach())), 1)[:, 0].mean()
         return {"loss": rec + kl + self.gamma * tc, "rec": rec, "kl": kl, "tc": tc, "d_real": p_real,
                 "d_perm": p_perm, "z": z}
 
