@@ -5,9 +5,9 @@
 The card (held-out numbers, pictures, every training command) is written by :func:`zoo.publish.ship`, exactly as
 for any user's model; this script only picks the destination inside the package that registers the architecture,
 and adds the disentanglement scores (`zoo run scores`: MIG, β-VAE, FactorVAE, DCI, SAP, ...) for models of a dataset
-with factors. A FactorVAE ships without its discriminator, which only training needs (dlib's 6 × 1000 is 20 MB of
-23; `zoo train --init` gives a fresh one). A run watched by `benchmarks/mig_curve.py` ships with its MIG curve up to
-the shipped step (a PNG on the card); ``RUN/card_notes.md`` beside ``RUN/weights`` ends the card under "Notes".
+with factors (a FactorVAE without its discriminator, as ``zoo ship`` publishes it). A run watched by
+`benchmarks/mig_curve.py` ships with its MIG curve up to the shipped step (a PNG on the card); ``RUN/card_notes.md``
+beside ``RUN/weights`` ends the card under "Notes".
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import argparse
 import importlib.util
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import zoo
@@ -30,16 +29,6 @@ def destination(config: dict) -> Path:
     package = Path(importlib.util.find_spec(module).origin).parent
     # relative to the working folder, so the ship command on the card reads the same on every clone
     return Path(os.path.relpath(package / "weights" / f"{config['architecture']}.{config['tag']}"))
-
-
-def for_shipping(run: Path, config: dict, tmp: Path) -> Path:
-    """The run's weights as shipped: a FactorVAE's without the discriminator."""
-    if config["architecture"] != "factorvae" or config["model_args"].get("discriminator") is False:
-        return run
-    from zoo_vae.factorvae import without_discriminator
-
-    bare = without_discriminator(zoo.create_model(f"local-dir:{run}"))
-    return zoo.save_pretrained(bare, tmp / "weights", tag=config["tag"], provenance=config.get("provenance"))
 
 
 def mig_curve(run: Path, config: dict) -> dict[Path, str]:
@@ -77,10 +66,8 @@ def main() -> None:
             tasks = ("scores",) if get_dataset(config["dataset"]).has_factors else ()
         else:
             tasks = tuple(t for t in args.tasks.split(",") if t)
-        with tempfile.TemporaryDirectory(prefix="zoo-ship-") as tmp:
-            weights = for_shipping(Path(run), config, Path(tmp))
-            dest = ship(f"local-dir:{weights}", destination(config), tasks=tasks,
-                        pictures=mig_curve(Path(run), config), notes=notes(Path(run)), overwrite=True)
+        dest = ship(f"local-dir:{run}", destination(config), tasks=tasks, pictures=mig_curve(Path(run), config),
+                    notes=notes(Path(run)), overwrite=True)
         print(f"shipped {run} to {dest}")
 
 

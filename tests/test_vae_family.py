@@ -1,5 +1,6 @@
 """The VAE family on tiny configurations: protocol conformance plus the parts each paper is about."""
 
+import json
 import math
 
 import pytest
@@ -226,19 +227,26 @@ def test_shipped_weights_still_load(name):
 
 
 def test_factorvae_ships_without_its_discriminator_and_trains_again_from_those_weights(tmp_path):
-    """The discriminator only trains (dlib's is 20 MB of 23): shipped weights leave it out and encode, decode and
-    score exactly as the full model; `--init` from them gives training a fresh discriminator."""
-    from zoo_vae.factorvae import without_discriminator
+    """The discriminator only trains (dlib's is 20 MB of 23): `zoo ship` leaves it out, and the shipped weights
+    encode, decode and score exactly as the full model; `--init` from them gives training a fresh discriminator."""
+    from safetensors import safe_open
 
+    from zoo.publish import ship
     from zoo.train import train
 
     args = {**TINY, "disc_width": 16, "disc_depth": 2}
-    full = train("factorvae", "dsprites", steps=2, out=tmp_path / "run", batch_size=4,
+    full = train("factorvae", "dsprites", steps=2, out=tmp_path / "run", batch_size=4, tag="dsprites",
                  model_args={**args, "image_size": 64})
-    bare = without_discriminator(full)
-    assert bare.discriminator is None and not bare.has("train") and bare.has("encode_dist")
-    folder = zoo.save_pretrained(bare, tmp_path / "bare", tag="dsprites")
+    folder = ship(tmp_path / "run" / "weights", tmp_path / "bare", n=8)
+    config = json.loads((folder / "config.json").read_text())
+    with safe_open(folder / config["files"][""], "pt") as f:
+        assert not [k for k in f.keys() if k.startswith("discriminator.")]
+    assert config["model_args"]["discriminator"] is False and config["tag"] == "dsprites"
+    trained = json.loads((tmp_path / "run" / "weights" / "config.json").read_text())
+    assert config["provenance"] == trained["provenance"]  # the training that made them, unchanged
+    assert str(tmp_path / "run" / "weights") in config["card"]["command"]  # rerunnable from the run folder
     loaded = zoo.create_model(f"local-dir:{folder}")
+    assert loaded.discriminator is None and not loaded.has("train") and loaded.has("encode_dist")
     x = torch.rand(3, 1, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(loaded.encode(x), full.encode(x))

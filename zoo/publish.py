@@ -11,6 +11,8 @@ Hub, and start a new architecture with ``new_plugin``.
   gradients opens ``torch.enable_grad()``). ``len(images)`` is the sample size to use for its own draws;
 - ``model.card_rows(images) -> {label: images}`` (optional): more labelled rows for the reconstruction picture, one
   image per held-out image given (8 of them), e.g. the parts a decoder composes its output from;
+- ``model.without_training_parts() -> model`` (optional): the model as published, without what only training
+  needs (e.g. FactorVAE's discriminator); ``ship`` writes that model's weights instead of copying the files;
 - ``tasks``: registered tasks (``zoo run TASK``) run with their default options, whose numbers (top-level floats and
   those of a ``summary`` mapping, labelled by its ``headline`` mapping where the task gives one) join the table.
 
@@ -26,6 +28,7 @@ import math
 import os
 import shutil
 import string
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -85,6 +88,24 @@ def _copy_weights(ref: ModelRef, dest: Path, *, with_card: bool = False) -> Mapp
             except FileNotFoundError:
                 raise ZooError(f"{folder} is missing {rel}; it is not a complete weights folder") from None
     return sha256
+
+
+def _without_training_parts(model: Any, ref: ModelRef, dest: Path, device: Any) -> Any:
+    """The copied model, or, when it has parts only training needs, the model without them written over the copy in
+    ``dest`` (same config, tag, dataset and provenance) and loaded back from there."""
+    from zoo.hub import CONFIG_NAME, save_pretrained, weight_files
+
+    bare = model.without_training_parts() if hasattr(model, "without_training_parts") else model
+    if bare is model:
+        return model
+    config = json.loads((dest / CONFIG_NAME).read_text())
+    for rel in weight_files(config).values():
+        (dest / rel).unlink()
+    with tempfile.TemporaryDirectory(prefix="zoo-ship-") as staging:  # dest is being assembled atomically by ship
+        staged = save_pretrained(bare, Path(staging) / "weights", tag=config.get("tag"),
+                                 provenance=config.get("provenance"), dataset=config.get("dataset"))
+        sha256 = _copy_weights(ModelRef(LOCAL, os.fspath(staged)), dest)
+    return _load_copy(ref, dest, sha256, device)
 
 
 def _load_copy(ref: ModelRef, dest: Path, sha256: Mapping[str, str], device: Any) -> Any:
@@ -351,7 +372,7 @@ def ship(weights: str | os.PathLike[str] | ModelRef, out: str | os.PathLike[str]
     dev = resolve_device(device)
     with atomic_folder(out, hub.owned_files, "model card folder", overwrite=overwrite) as tmp:
         sha256 = _copy_weights(ref, tmp)
-        model = _load_copy(ref, tmp, sha256, dev)
+        model = _without_training_parts(_load_copy(ref, tmp, sha256, dev), ref, tmp, dev)
         check_tasks(model, tasks)
         captions = add_pictures(tmp, pictures or {})
         measured = measure(model, tmp, n=n, seed=seed, data=data, data_args=data_args, tasks=tasks,

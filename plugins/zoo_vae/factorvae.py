@@ -94,6 +94,10 @@ class FactorVAE(ConvVAEBase):
         if unexpected or any(not k.startswith("discriminator.") for k in missing):
             raise RuntimeError(f"{start.display_name}'s encoder and decoder do not fit this model (same --arg sizes?)")
 
+    def without_training_parts(self) -> FactorVAE:
+        """What ``zoo ship`` publishes: the encoder and decoder, without the discriminator only training needs."""
+        return self if self.discriminator is None else without_discriminator(self)
+
     def configure_optimizers(self, lr: float | None = None) -> dict[str, torch.optim.Optimizer]:
         vae_params = [*self.encoder.parameters(), *self.decoder.parameters()]
         return {"vae": torch.optim.Adam(vae_params, lr=lr or self.lr, betas=(0.9, 0.999)),
