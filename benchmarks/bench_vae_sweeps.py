@@ -6,7 +6,7 @@ re-run with short trainings on procedural dSprites:
   estimate falls with γ and the discriminator's outputs on real and permuted codes approach 0.5 (it is confused).
 - MIG (disentanglement_lib's) of every sweep value, as the slides report it next to the losses.
 
-    python benchmarks/bench_vae_sweeps.py            # ~15 min on 2 CPU cores; writes benchmarks/results/vae_sweeps.md
+    python benchmarks/bench_vae_sweeps.py        # ~15 min on 2 CPU cores; writes benchmarks/results/vae_sweeps.md, .png
     python benchmarks/bench_vae_sweeps.py --steps 50 --betas 1,16 --gammas 0,100 --out /tmp/smoke.md   # smoke run
     # a long budget over several sessions, one sweep per core; rerun the same commands to continue, then both:
     python benchmarks/bench_vae_sweeps.py --steps 20000 --threads 1 --workdir benchmarks/runs/sweeps --sweeps beta
@@ -25,6 +25,7 @@ table are computed from the numbers, not asserted.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import sys
@@ -101,7 +102,7 @@ def table(rows: list[dict[str, float]], columns: list[tuple[str, str]]) -> str:
 
 def trend(values: list[float], rising: bool, label: str, tol: float = 0.0) -> str:
     """One honest line: is the sequence monotone in the expected direction, and if not, where does it break."""
-    steps = list(zip(values, values[1:]))
+    steps = list(itertools.pairwise(values))
     bad = [i for i, (a, b) in enumerate(steps) if (b < a - tol if rising else b > a + tol)]
     first, last = values[0], values[-1]
     overall = (last > first) if rising else (last < first)
@@ -183,15 +184,23 @@ Training: {training / 60:.1f} min in all (over every invocation); this invocatio
 
 {chr(10).join(gamma_checks)}
 
+![MIG of each sweep value]({args.out.with_suffix(".png").name})
+
 These are short runs (the slides' models trained for far longer), so absolute numbers are not comparable with the
 slides'; the verdict lines above are computed from the table by the script.
 """
     print(text)
     from zoo._util import atomic_file
+    from zoo.image import save_bar_chart
 
     with atomic_file(args.out, overwrite=True) as tmp:  # a killed run leaves the earlier tables whole
         tmp.write_text(text)
-    print(f"written to {args.out}", file=sys.stderr)
+    png = args.out.with_suffix(".png")
+    save_bar_chart([f"beta = {r['beta']:g}" for r in beta_rows] + [f"gamma = {r['gamma']:g}" for r in gamma_rows],
+                   [r["mig"] for r in beta_rows + gamma_rows], png, overwrite=True,
+                   vmax=max(0.2, *(r["mig"] for r in beta_rows + gamma_rows)),
+                   title=f"MIG (disentanglement_lib) of each sweep value, {args.steps:,} steps")
+    print(f"written to {args.out} and {png}", file=sys.stderr)
 
 
 if __name__ == "__main__":
