@@ -212,8 +212,10 @@ def measure(model: Any, folder: Path, *, n: int = 1000, seed: int = HELD_OUT_SEE
                      device=model.device, batch_size=batch_size)
         headline = {**result, **(result.get("summary") or {})}  # e.g. every score of `zoo run scores`
         what = result.get("headline") or {}  # which number of a score the summary holds, e.g. its Gaussian TC
-        numbers |= {f"{key}{': ' + what[key] if what.get(key, key) != key else ''} (`zoo run {task}`, default options)": value
-                    for key, value in headline.items() if isinstance(value, float)}
+        for key, value in headline.items():
+            if isinstance(value, float):
+                named = f"{key}: {what[key]}" if what.get(key, key) != key else key
+                numbers[f"{named} (`zoo run {task}`, default options)"] = value
     return Measurement(numbers, pictures, getattr(dataset, "name", None))
 
 
