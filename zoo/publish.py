@@ -98,6 +98,10 @@ def _without_training_parts(model: Any, ref: ModelRef, dest: Path, device: Any) 
     bare = model.without_training_parts() if hasattr(model, "without_training_parts") else model
     if bare is model:
         return model
+    from zoo.progress import log_line
+
+    dropped = sum(t.numel() for t in model.state_dict().values()) - sum(t.numel() for t in bare.state_dict().values())
+    log_line(f"{model.display_name}: publishing it without the {dropped:,} parameters only training needs")
     config = json.loads((dest / CONFIG_NAME).read_text())
     for rel in weight_files(config).values():
         (dest / rel).unlink()
