@@ -77,16 +77,32 @@ def trained(arch: str, key: str, value: float, args: argparse.Namespace, workdir
 
 def sweep(arch: str, key: str, values: list[float], args: argparse.Namespace, x_val: torch.Tensor,
           workdir: Path) -> list[dict[str, float]]:
+    """One row per sweep value. A finished value leaves its row in ``ARCH-KEYVALUE/result.json`` (small, committed
+    with the run's README): later invocations read it, so the tables survive the run folder's weights and
+    checkpoints, which are too big for the repository."""
+    from zoo._util import atomic_file
     from zoo.metrics.mig import compute_mig
 
+    settings = {"steps": args.steps, "lr": args.lr, "seed": args.seed, "batch_size": args.batch_size}
     rows = []
     for value in values:
-        model, seconds = trained(arch, key, value, args, workdir)
-        mig = compute_mig(model.eval(), get_dataset("dsprites"), num_train=10000, seed=0)["discrete_mig"]
-        row = {key: value, **evaluate(model, x_val), "mig": mig, "train_s": seconds}
+        record = workdir / f"{arch}-{key}{value:g}" / "result.json"
+        if record.is_file():
+            saved = json.loads(record.read_text())
+            if saved["settings"] != settings:
+                sys.exit(f"error: {record} was measured with {saved['settings']}, not {settings}; "
+                         f"use another --workdir")
+            row = {**saved["row"], **({"source": saved["source"]} if "source" in saved else {})}
+        else:
+            model, seconds = trained(arch, key, value, args, workdir)
+            mig = compute_mig(model.eval(), get_dataset("dsprites"), num_train=10000, seed=0)["discrete_mig"]
+            row = {key: value, **evaluate(model, x_val), "mig": mig, "train_s": seconds}
+            if args.workdir is not None:
+                with atomic_file(record, overwrite=True) as tmp:
+                    tmp.write_text(json.dumps({"arch": arch, "settings": settings, "row": row}, indent=1))
         rows.append(row)
-        print(f"{arch} {key}={value:g}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != key),
-              file=sys.stderr, flush=True)
+        print(f"{arch} {key}={value:g}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()
+                                                        if k != key and isinstance(v, float)), file=sys.stderr, flush=True)
     return rows
 
 
@@ -94,24 +110,26 @@ def table(rows: list[dict[str, float]], columns: list[tuple[str, str]]) -> str:
     head = "| " + " | ".join(title for _, title in columns) + " |"
     rule = "| " + " | ".join("---:" for _ in columns) + " |"
     def cell(k: str, v: float) -> str:
-        return f"{v:g}" if k in ("beta", "gamma") else f"{v:.3f}" if k == "mig" else f"{v:.2f}"
+        # rec and KL are tens of nats: one decimal; TC two; probabilities and MIG three
+        return (f"{v:g}" if k in ("beta", "gamma") else f"{v:.1f}" if k in ("rec", "kl")
+                else f"{v:.2f}" if k == "tc" else f"{v:.3f}")
 
     body = ["| " + " | ".join(cell(k, r[k]) for k, _ in columns) + " |" for r in rows]
     return "\n".join([head, rule, *body])
 
 
-def trend(values: list[float], rising: bool, label: str, tol: float = 0.0) -> str:
+def trend(values: list[float], rising: bool, label: str, tol: float = 0.0, digits: int = 2) -> str:
     """One honest line: is the sequence monotone in the expected direction, and if not, where does it break."""
     steps = list(itertools.pairwise(values))
     bad = [i for i, (a, b) in enumerate(steps) if (b < a - tol if rising else b > a + tol)]
-    first, last = values[0], values[-1]
-    overall = (last > first) if rising else (last < first)
+    first, last = f"{values[0]:.{digits}f}", f"{values[-1]:.{digits}f}"
+    overall = (values[-1] > values[0]) if rising else (values[-1] < values[0])
     word = "rises" if rising else "falls"
     if not bad:
-        return f"- {label} {word} monotonically ({first:.2f} → {last:.2f}): as expected."
+        return f"- {label} {word} monotonically ({first} → {last}): as expected."
     where = ", ".join(f"between sweep values {i + 1} and {i + 2}" for i in bad)
-    return (f"- {label} {word} overall ({first:.2f} → {last:.2f}) but not monotonically ({where})."
-            if overall else f"- {label} does NOT {word.rstrip('s')} ({first:.2f} → {last:.2f}); breaks {where}.")
+    return (f"- {label} {word} overall ({first} → {last}) but not monotonically ({where})."
+            if overall else f"- {label} does NOT {word.rstrip('s')} ({first} → {last}); breaks {where}.")
 
 
 def confusion_line(rows: list[dict[str, float]]) -> str:
@@ -150,16 +168,24 @@ def main(argv: list[str] | None = None) -> None:
         print("one sweep run: the results file is written when both sweeps run (they load finished runs from "
               "--workdir)", file=sys.stderr)
         return
-    training = sum(r["train_s"] for r in beta_rows + gamma_rows)
+    timed = [r["train_s"] for r in beta_rows + gamma_rows if r.get("train_s") is not None]
 
     beta_table = table(beta_rows, [("beta", "β"), ("rec", "Rec error"), ("kl", "KL"), ("mig", "MIG")])
     gamma_table = table(gamma_rows, [("gamma", "γ"), ("rec", "Rec error"), ("kl", "KL"), ("tc", "TC"),
                                      ("d_real", "D(z_real)"), ("d_perm", "D(z_perm)"), ("mig", "MIG")])
-    beta_checks = [trend([r["rec"] for r in beta_rows], True, "Reconstruction error"),
-                   trend([r["kl"] for r in beta_rows], False, "KL")]
+    beta_checks = [trend([r["rec"] for r in beta_rows], True, "Reconstruction error", digits=1),
+                   trend([r["kl"] for r in beta_rows], False, "KL", digits=1)]
     gamma_checks = [trend([r["tc"] for r in gamma_rows], False, "TC estimate"), confusion_line(gamma_rows),
-                    trend([r["rec"] for r in gamma_rows], True, "Reconstruction error (cost of the TC penalty)"),
-                    trend([r["kl"] for r in gamma_rows], False, "KL (the slides make no claim; reported as measured)")]
+                    trend([r["rec"] for r in gamma_rows], True, "Reconstruction error (cost of the TC penalty)",
+                          digits=1),
+                    trend([r["kl"] for r in gamma_rows], False, "KL (the slides make no claim; reported as measured)",
+                          digits=1)]
+    sources = {}  # rows read from a record that says where its numbers came from
+    for r in beta_rows + gamma_rows:
+        if "source" in r:
+            sources.setdefault(r["source"], []).append("β = {:g}".format(r["beta"]) if "beta" in r
+                                                       else "γ = {:g}".format(r["gamma"]))
+    provenance = "".join(f"\n\nRows {', '.join(rows)}: {source}" for source, rows in sources.items())
     command = "python benchmarks/bench_vae_sweeps.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = f"""# VAE-family sweeps on procedural dSprites
 
@@ -169,8 +195,9 @@ Reproduce: `{command.strip()}`
 betas (0.5, 0.9)), seed {args.seed}; disentanglement_lib conv encoder/decoder, latent 10, Bernoulli decoder;
 FactorVAE discriminator 6 × 1000. Validation: {VAL_N} held-out images (seed {VAL_SEED}). Rec error = Bernoulli NLL
 (nats per image), KL in nats, TC = mean log D/(1 − D); MIG: disentanglement_lib's, 10,000 samples, seed 0.
-Training: {training / 60:.1f} min in all (over every invocation); this invocation {wall / 60:.1f} min on
-{platform.machine()} with {args.threads} torch threads, torch {torch.__version__}.
+Training: {sum(timed) / 60:.1f} min for the {len(timed)} of {len(beta_rows + gamma_rows)} models whose record has
+its time; this invocation {wall / 60:.1f} min on {platform.machine()} with {args.threads} torch threads, torch
+{torch.__version__}.{provenance}
 
 ## β-VAE: β sweep (slides' Table 01)
 
