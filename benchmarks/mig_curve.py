@@ -33,16 +33,25 @@ def load_checkpoint(checkpoint: Path) -> tuple:
     return model.eval(), state
 
 
-def score(run: Path, num_train: int) -> dict:
+def score(run: Path, num_train: int, final: bool = False) -> dict:
+    """MIG of the run's checkpoint, or with ``final`` of its weights (a run that reaches its last step writes weights
+    there, no checkpoint)."""
+    import zoo
     from zoo.data import get_dataset
     from zoo.metrics.mig import compute_mig
 
-    model, state = load_checkpoint(run / "checkpoint")
-    result = compute_mig(model, get_dataset(state["config"]["data"]), num_train=num_train, seed=0)
-    # the learning rate of the steps that led here (a run resumed with another --lr records the change)
-    lr = next((c["lr"] for c in reversed(state.get("lr_changes", [])) if c["step"] < state["step"]),
-              state["config"]["lr"])
-    return {"step": state["step"], "mig": result["discrete_mig"], "per_factor": result["per_factor"],
+    if final:
+        provenance = json.loads((run / "weights" / "config.json").read_text())["provenance"]
+        model = zoo.create_model(f"local-dir:{run / 'weights'}")
+        step, data, lr = provenance["steps"], provenance["data"], provenance["lr"]
+    else:
+        model, state = load_checkpoint(run / "checkpoint")
+        step, data = state["step"], state["config"]["data"]
+        # the learning rate of the steps that led here (a run resumed with another --lr records the change)
+        lr = next((c["lr"] for c in reversed(state.get("lr_changes", [])) if c["step"] < state["step"]),
+                  state["config"]["lr"])
+    result = compute_mig(model, get_dataset(data), num_train=num_train, seed=0)
+    return {"step": step, "mig": result["discrete_mig"], "per_factor": result["per_factor"],
             "factor_names": result["factor_names"], "num_train": num_train, "lr": lr}
 
 
@@ -110,15 +119,17 @@ def main() -> None:
     from zoo._util import atomic_file
 
     while True:
-        state = args.run / "checkpoint" / "state.json"
+        state, weights = args.run / "checkpoint" / "state.json", args.run / "weights" / "config.json"
         step = json.loads(state.read_text())["step"] if state.is_file() else None
-        if step is not None and step not in {c["step"] for c in curve}:
-            curve.append(score(args.run, args.num_train))
-            curve.sort(key=lambda c: c["step"])
-            with atomic_file(path, overwrite=True) as tmp:
-                tmp.write_text(json.dumps(curve, indent=1))
-            print(f"step {curve[-1]['step']}: MIG {curve[-1]['mig']:.4f}", flush=True)
-        if args.until is not None and step is not None and step >= args.until:
+        last = json.loads(weights.read_text())["provenance"]["steps"] if weights.is_file() else None
+        for at, final in ((step, False), (last, True)):
+            if at is not None and at not in {c["step"] for c in curve}:
+                point = score(args.run, args.num_train, final)
+                curve = sorted([*curve, point], key=lambda c: c["step"])
+                with atomic_file(path, overwrite=True) as tmp:
+                    tmp.write_text(json.dumps(curve, indent=1))
+                print(f"step {at}{' (final weights)' if final else ''}: MIG {point['mig']:.4f}", flush=True)
+        if args.until is not None and max(step or 0, last or 0) >= args.until:
             return
         time.sleep(args.every)
 
