@@ -21,8 +21,8 @@ import errno
 import fcntl
 import importlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -165,8 +165,9 @@ def atomic_folder(folder: str | os.PathLike[str], owned: Owned, what: str, *,
     folder = Path(folder)
     check_target(folder, owned, what, overwrite=overwrite)  # fail before the work, not after
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-{os.getpid()}-", dir=folder.parent))
+    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{secrets.token_hex(8)}"
     try:
+        tmp.mkdir(mode=0o700)  # inside the try: a SIGTERM exit right after the mkdir still removes the folder
         yield tmp
         mask = _umask()  # mkdtemp and some writers (safetensors) create 0700/0600: a shared folder needs the umask's
         for p in [tmp, *tmp.rglob("*")]:
@@ -213,10 +214,9 @@ def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = False, owned:
     if path.exists() and not overwrite and not (owned is not None and owned(path)):
         raise ZooError(f"{path} already exists and zoo did not write it; choose another name or pass --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(8)}{path.suffix}"
     try:
+        tmp.touch(mode=0o600, exist_ok=False)  # inside the try, as atomic_folder's mkdir
         yield tmp
         tmp.chmod(0o666 & ~_umask())
         os.replace(tmp, path)
