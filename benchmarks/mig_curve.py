@@ -110,6 +110,8 @@ def main() -> None:
     p.add_argument("--plot", type=Path, default=None, help="draw the curve recorded so far and exit")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if not args.run.is_dir():
+        raise SystemExit(f"error: {args.run} is not a folder; pass the --out folder of a `zoo train` run")
     path = args.run / "mig_curve.json"
     curve = json.loads(path.read_text()) if path.is_file() else []
     if args.plot:
